@@ -70,7 +70,7 @@ class ObjectStoreConfig:
         config: dict[str, Any] = {
             "name": stream_name(self.bucket),
             "subjects": [all_chunks_subject(self.bucket), all_meta_subject(self.bucket)],
-            "max_age": int(self.ttl * 1_000_000_000),
+            "max_age": round(self.ttl * 1_000_000_000),
             "max_bytes": self.max_bytes if self.max_bytes > 0 else -1,
             "storage": self.storage,
             "num_replicas": self.replicas or 1,

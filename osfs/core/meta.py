@@ -146,10 +146,11 @@ def encode_meta(info: ObjectInfo) -> bytes:
     doc: dict[str, Any] = {"name": info.name}
     if info.description:
         doc["description"] = info.description
+    # Go's encoding/json writes map keys sorted (by UTF-8 bytes, which is code point order).
     if info.headers:
-        doc["headers"] = {key: list(values) for key, values in info.headers.items()}
+        doc["headers"] = {key: list(values) for key, values in sorted(info.headers.items())}
     if info.metadata:
-        doc["metadata"] = dict(info.metadata)
+        doc["metadata"] = dict(sorted(info.metadata.items()))
     options: dict[str, Any] = {}
     if info.link is not None:
         link: dict[str, str] = {"bucket": info.link.bucket}

@@ -87,9 +87,12 @@ def decode_name_token(token: str) -> str | None:
     """
     try:
         raw = base64.urlsafe_b64decode(token.encode("ascii"))
-        return raw.decode("utf-8")
+        name = raw.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
+    # The decoder is lenient (standard alphabet, stray characters, non-zero pad bits): accept
+    # only the canonical token, so no other subject can alias an object's name.
+    return name if name and encode_name(name) == token else None
 
 
 def chunk_subject(bucket: str, nuid: str) -> str:

@@ -34,7 +34,10 @@ def parse_rfc3339_ns(text: str) -> int:
     nanos = int((fraction or "0")[:9].ljust(9, "0"))
     if not zulu:
         offset = timedelta(hours=int(off_h), minutes=int(off_m))
-        base -= offset if sign == "+" else -offset
+        try:
+            base -= offset if sign == "+" else -offset
+        except OverflowError as exc:
+            raise ValueError(f"RFC 3339 timestamp out of range: {text!r}") from exc
     delta = base - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + nanos
 
@@ -42,7 +45,9 @@ def parse_rfc3339_ns(text: str) -> int:
 def format_rfc3339_ns(ns: int) -> str:
     """An RFC 3339 UTC timestamp with nanoseconds and trailing zeros trimmed, as Go prints it."""
     seconds, nanos = divmod(ns, 1_000_000_000)
-    stamp = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    moment = _EPOCH + timedelta(seconds=seconds)
+    # Not strftime("%Y"): glibc does not zero-pad years below 1000 (Go's zero time is year 1).
+    stamp = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
     if nanos:
         stamp += "." + f"{nanos:09d}".rstrip("0")
     return stamp + "Z"

@@ -8,7 +8,20 @@ Contexts are the ``nats`` CLI's JSON files under ``$XDG_CONFIG_HOME/nats/context
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import ssl
 from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+
+from osfs.core import errors
+from osfs.store.jsapi import JetStreamApi
+from osfs.store.manager import ObjectStoreManager
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +53,123 @@ class ConnectOptions:
     connect_timeout: float = 2.0
     request_timeout: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
+
+
+class Connection:
+    """A connected client: the nats-py connection, its JetStream API and bucket manager.
+
+    Use as an async context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, nc: Client, options: ConnectOptions) -> None:
+        self.nc = nc
+        self.options = options
+        self.api = JetStreamApi(nc, timeout=options.request_timeout)
+        self.manager = ObjectStoreManager(self.api)
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def connected_url(self) -> str:
+        """The server URL currently connected to, without credentials."""
+        url = self.nc.connected_url
+        if url is None:
+            return ""
+        host = url.hostname or ""
+        return f"{url.scheme}://{host}:{url.port}" if url.port else f"{url.scheme}://{host}"
+
+    async def close(self) -> None:
+        """Close the connection (pending publishes are flushed first)."""
+        if not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+
+
+def _tls_context(options: ConnectOptions) -> ssl.SSLContext | None:
+    if not (options.tls_ca or options.tls_cert or options.tls_key):
+        return None
+    context = ssl.create_default_context(cafile=options.tls_ca)
+    if options.tls_cert:
+        context.load_cert_chain(options.tls_cert, options.tls_key)
+    return context
+
+
+async def _log_error(exc: Exception) -> None:
+    log.info("nats: %s", exc or type(exc).__name__)
+
+
+async def _log_disconnected() -> None:
+    log.info("nats: disconnected")
+
+
+async def _log_reconnected() -> None:
+    log.info("nats: reconnected")
+
+
+async def open_connection(options: ConnectOptions, *, reconnect: bool = True) -> Connection:
+    """Connect to the servers in ``options``.
+
+    Args:
+        options: where and how to connect.
+        reconnect: keep reconnecting for ever after a connection loss (the mount wants this;
+            a one-shot command does not care).
+
+    Raises:
+        StoreUnavailableError: no server could be reached.
+        AuthorizationError: the server refused the credentials.
+    """
+    if not options.servers:
+        raise errors.StoreUnavailableError("no NATS server named")
+    kwargs: dict[str, Any] = {
+        "servers": list(options.servers),
+        "name": options.name,
+        "connect_timeout": options.connect_timeout,
+        "allow_reconnect": reconnect,
+        "max_reconnect_attempts": -1 if reconnect else 0,
+        "reconnect_time_wait": 0.5,
+        "error_cb": _log_error,
+        "disconnected_cb": _log_disconnected,
+        "reconnected_cb": _log_reconnected,
+        "pending_size": 8 * 1024 * 1024,
+    }
+    if options.user is not None:
+        kwargs["user"] = options.user
+        kwargs["password"] = options.password or ""
+    if options.token is not None:
+        kwargs["token"] = options.token
+    if options.creds is not None:
+        kwargs["user_credentials"] = options.creds
+    if options.nkey is not None:
+        kwargs["nkeys_seed"] = options.nkey
+    tls = _tls_context(options)
+    if tls is not None:
+        kwargs["tls"] = tls
+    nc = Client()
+    where = ", ".join(_without_credentials(url) for url in options.servers)
+    try:
+        await nc.connect(**kwargs)
+    except nats.errors.NoServersError as exc:
+        raise errors.StoreUnavailableError(f"cannot connect to NATS at {where}") from exc
+    except (nats.errors.Error, OSError, TimeoutError, ssl.SSLError) as exc:
+        text = str(exc).lower()
+        if (
+            "authorization" in text
+            or "authentication" in text
+            or "auth" in type(exc).__name__.lower()
+        ):
+            raise errors.AuthorizationError(f"NATS at {where} refused the credentials") from exc
+        raise errors.StoreUnavailableError(f"cannot connect to NATS at {where}: {exc}") from exc
+    return Connection(nc, options)
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, for messages and logs."""
+    scheme, sep, rest = url.rpartition("://")
+    host = rest.rpartition("@")[2]
+    return f"{scheme}{sep}{host}"

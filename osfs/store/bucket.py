@@ -1,0 +1,483 @@
+"""One Object Store bucket: the seed's ``ObjectStore`` interface with Python names.
+
+Write rules (wire.md §0, §5, §7-§9), each to stay byte-compatible with nats.go:
+1. Put publishes chunks on a fresh nuid with a window of acks outstanding, the meta document
+   last with ``Nats-Rollup: sub``, then purges the previous version's chunks. Any failure before
+   the meta is stored purges the new chunks: a half-written object is never visible, and an
+   interrupted overwrite leaves the old version readable.
+2. Lookups on the write paths (put, delete, update_meta, links) use ``STREAM.MSG.GET``, served by
+   the stream leader and so read-after-write consistent; reads use Direct Get, like nats.go.
+3. Documents are written as nats.go writes them; any variant the other clients write is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nats.nuid import NUID
+
+from osfs.core import errors
+from osfs.core.chunks import ChunkIndex
+from osfs.core.config import ObjectStoreStatus
+from osfs.core.digest import format_digest, parse_digest
+from osfs.core.meta import DEFAULT_CHUNK_SIZE, ObjectInfo, ObjectLink, ObjectMeta, decode_meta
+from osfs.core.meta import encode_meta as encode_meta_document
+from osfs.core.subjects import (
+    chunk_subject,
+    meta_subject,
+    stream_name,
+    validate_object_name,
+)
+from osfs.store.fetch import ChunkFetcher
+from osfs.store.jsapi import ROLLUP_HEADERS, JetStreamApi, NotFound, StoredMsg
+from osfs.store.publisher import PipelinedPublisher
+from osfs.store.sources import Source, chunks_of
+from osfs.store.watch import ObjectWatcher
+
+if TYPE_CHECKING:
+    from osfs.store.manager import ObjectStoreManager
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+#: Links are followed at most this deep (a cycle of links is an error, not a hang).
+MAX_LINK_DEPTH = 8
+
+
+class ObjectStore:
+    """A bound Object Store bucket. Get one from :class:`ObjectStoreManager`.
+
+    Attributes:
+        bucket: the bucket name.
+    """
+
+    def __init__(self, manager: ObjectStoreManager, api: JetStreamApi, bucket: str) -> None:
+        self.bucket = bucket
+        self._manager = manager
+        self._api = api
+        self._stream = stream_name(bucket)
+        self._fetcher = ChunkFetcher(api, bucket)
+        self._nuid = NUID()
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.bucket!r})"
+
+    async def aclose(self) -> None:
+        """Release the reply subscription used for reads."""
+        await self._fetcher.aclose()
+
+    def _new_nuid(self) -> str:
+        return self._nuid.next().decode("ascii")
+
+    # Reading meta ---------------------------------------------------------------------------
+
+    def _decode(self, msg: StoredMsg) -> ObjectInfo:
+        return decode_meta(msg.data, bucket=self.bucket, mtime_ns=msg.time_ns, revision=msg.seq)
+
+    async def get_info(self, name: str, *, show_deleted: bool = False) -> ObjectInfo:
+        """The current info of object ``name`` (Direct Get: any replica may answer).
+
+        Raises:
+            InvalidObjectNameError: empty name.
+            ObjectNotFoundError: no such object, or deleted and not ``show_deleted``.
+            BadObjectMetaError: the stored document is unusable.
+        """
+        validate_object_name(name)
+        try:
+            msg = await self._api.direct_get_last(self._stream, meta_subject(self.bucket, name))
+        except NotFound:
+            raise errors.ObjectNotFoundError(f"object {name!r} not found") from None
+        info = self._decode(msg)
+        if info.deleted and not show_deleted:
+            raise errors.ObjectNotFoundError(f"object {name!r} not found (deleted)")
+        return info
+
+    async def _leader_info(self, name: str) -> ObjectInfo | None:
+        """The current info including delete markers, read from the stream leader."""
+        try:
+            msg = await self._api.msg_get_last(self._stream, meta_subject(self.bucket, name))
+        except NotFound:
+            return None
+        return self._decode(msg)
+
+    # Put ------------------------------------------------------------------------------------
+
+    async def put(
+        self, meta: ObjectMeta | str, source: Source, *, progress: Progress | None = None
+    ) -> ObjectInfo:
+        """Store ``source`` as object ``meta.name``, replacing any previous version.
+
+        Args:
+            meta: the name and descriptive fields (or just a name).
+            source: bytes, a binary file, or an (async) iterable of bytes.
+            progress: called with the number of bytes stored so far.
+
+        Raises:
+            InvalidObjectNameError, BucketSealedError, BucketFullError, StoreUnavailableError,
+            StoreTimeoutError: nothing new is visible and the new chunks are purged.
+        """
+        if isinstance(meta, str):
+            meta = ObjectMeta(name=meta)
+        validate_object_name(meta.name)
+        chunk_size = meta.chunk_size or DEFAULT_CHUNK_SIZE
+        if chunk_size < 0:
+            raise errors.InvalidOptionError("chunk size must be positive")
+        previous = await self._leader_info(meta.name)
+        nuid = self._new_nuid()
+        subject = chunk_subject(self.bucket, nuid)
+        sha = hashlib.sha256()
+        size = chunks = 0
+        try:
+            async with PipelinedPublisher(self._api.nc, timeout=self._api.timeout) as publisher:
+                async for chunk in chunks_of(source, chunk_size):
+                    await publisher.publish(subject, chunk)
+                    sha.update(chunk)
+                    size += len(chunk)
+                    chunks += 1
+                    if progress is not None:
+                        progress(size)
+                await publisher.wait_all()
+                info = ObjectInfo(
+                    name=meta.name,
+                    bucket=self.bucket,
+                    nuid=nuid,
+                    size=size,
+                    chunks=chunks,
+                    digest=format_digest(sha.digest()),
+                    description=meta.description,
+                    headers=dict(meta.headers),
+                    metadata=dict(meta.metadata),
+                    max_chunk_size=chunk_size,
+                    mtime_ns=time.time_ns(),
+                )
+                await publisher.publish(
+                    meta_subject(self.bucket, meta.name), encode_meta(info), ROLLUP_HEADERS
+                )
+                await publisher.wait_all()
+                revision = publisher.last_seq
+        except errors.BucketSealedError:
+            raise  # a sealed stream stored nothing, and refuses purges too
+        except BaseException:
+            await self._purge_quietly(subject)
+            raise
+        if previous is not None and previous.nuid and not previous.deleted:
+            await self._purge_quietly(chunk_subject(self.bucket, previous.nuid))
+        return replace(info, revision=revision)
+
+    async def put_bytes(self, name: str, data: bytes) -> ObjectInfo:
+        """Store ``data`` as object ``name``."""
+        return await self.put(ObjectMeta(name=name), data)
+
+    async def put_string(self, name: str, data: str) -> ObjectInfo:
+        """Store ``data`` (UTF-8) as object ``name``."""
+        return await self.put(ObjectMeta(name=name), data.encode("utf-8"))
+
+    async def put_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectInfo:
+        """Store the file at ``path``; the object name is the path as given unless ``name``."""
+        meta = ObjectMeta(name=name or os.fspath(path))
+        with open(path, "rb") as handle:  # noqa: ASYNC230 - local file, read chunk by chunk
+            return await self.put(meta, handle, progress=progress)
+
+    async def _purge_quietly(self, subject: str) -> None:
+        """Purge ``subject``, logging instead of raising: the caller's outcome stands."""
+        try:
+            await asyncio.shield(self._api.purge(self._stream, subject))
+        except (errors.OsfsError, asyncio.CancelledError) as exc:
+            log.warning("could not purge %s: %s (orphan chunks left behind)", subject, exc)
+
+    # Get ------------------------------------------------------------------------------------
+
+    async def _resolve(self, name: str, *, show_deleted: bool) -> tuple[ObjectStore, ObjectInfo]:
+        """Follow links to the object that holds the bytes."""
+        store: ObjectStore = self
+        info = await self.get_info(name, show_deleted=show_deleted)
+        for _ in range(MAX_LINK_DEPTH):
+            if info.link is None:
+                return store, info
+            if info.link.is_bucket_link:
+                raise errors.LinkIsABucketError(
+                    f"object {info.name!r} is a link to bucket {info.link.bucket!r}"
+                )
+            if info.link.bucket != store.bucket:
+                store = await self._manager.object_store(info.link.bucket)
+            info = await store.get_info(info.link.name)
+        raise errors.BadObjectMetaError(f"object {name!r}: links nest deeper than {MAX_LINK_DEPTH}")
+
+    async def get(self, name: str, *, show_deleted: bool = False) -> ObjectResult:
+        """Open object ``name`` for streaming; links are followed.
+
+        Raises:
+            ObjectNotFoundError, LinkIsABucketError, BadObjectMetaError.
+        """
+        store, info = await self._resolve(name, show_deleted=show_deleted)
+        if not info.nuid and info.size:
+            raise errors.BadObjectMetaError(f"object {info.name!r} has no nuid")
+        return ObjectResult(info, store._fetcher)
+
+    async def get_bytes(self, name: str, *, show_deleted: bool = False) -> bytes:
+        """The whole content of object ``name`` (use :meth:`get` for large objects)."""
+        async with await self.get(name, show_deleted=show_deleted) as result:
+            return b"".join([chunk async for chunk in result])
+
+    async def get_string(self, name: str, *, show_deleted: bool = False) -> str:
+        """The content of object ``name`` decoded as UTF-8."""
+        return (await self.get_bytes(name, show_deleted=show_deleted)).decode("utf-8")
+
+    async def get_file(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        show_deleted: bool = False,
+        progress: Progress | None = None,
+    ) -> ObjectInfo:
+        """Write object ``name`` to ``path`` atomically: a failed get leaves no partial file."""
+        target = Path(path)
+        async with await self.get(name, show_deleted=show_deleted) as result:
+            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    done = 0
+                    async for chunk in result:
+                        handle.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done)
+                os.replace(temp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+            return result.info
+
+    async def chunk_index(self, info: ObjectInfo) -> ChunkIndex:
+        """Where each chunk of ``info``'s version lives (for random access)."""
+        return await self._fetcher.index(info)
+
+    async def read_range(self, info: ObjectInfo, offset: int, length: int) -> bytes:
+        """``length`` bytes of ``info``'s version at ``offset``, reading only the chunks touched.
+
+        Raises:
+            ObjectNotFoundError: the version was replaced or deleted meanwhile.
+        """
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must not be negative")
+        index = await self._fetcher.index(info)
+        return await self._fetcher.read_range(index, offset, length)
+
+    # Changing meta --------------------------------------------------------------------------
+
+    async def _publish_meta(self, info: ObjectInfo) -> ObjectInfo:
+        info = replace(info, mtime_ns=time.time_ns())
+        seq = await self._api.publish(
+            meta_subject(self.bucket, info.name), encode_meta(info), ROLLUP_HEADERS
+        )
+        return replace(info, revision=seq)
+
+    async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
+        """Change name, description, headers and metadata without touching the data.
+
+        A different ``meta.name`` renames the object (ADR-20): the document moves to the new
+        name's subject, then the old subject is purged.
+
+        Raises:
+            UpdateMetaDeletedError: no live object ``name``.
+            ObjectAlreadyExistsError: renaming onto a live object.
+        """
+        validate_object_name(name)
+        validate_object_name(meta.name)
+        current = await self._leader_info(name)
+        if current is None or current.deleted:
+            raise errors.UpdateMetaDeletedError(f"cannot update meta of {name!r}: not found")
+        if meta.name != name:
+            target = await self._leader_info(meta.name)
+            if target is not None and not target.deleted:
+                raise errors.ObjectAlreadyExistsError(f"object {meta.name!r} already exists")
+        updated = await self._publish_meta(current.with_meta(meta))
+        if meta.name != name:
+            await self._api.purge(self._stream, meta_subject(self.bucket, name))
+        return updated
+
+    async def delete(self, name: str) -> ObjectInfo:
+        """Mark object ``name`` deleted and purge its chunks; deleting twice is not an error.
+
+        Raises:
+            ObjectNotFoundError: the name never existed.
+        """
+        validate_object_name(name)
+        current = await self._leader_info(name)
+        if current is None:
+            raise errors.ObjectNotFoundError(f"object {name!r} not found")
+        marker = replace(
+            current,
+            nuid=current.nuid or self._new_nuid(),
+            size=0,
+            chunks=0,
+            digest="",
+            deleted=True,
+        )
+        published = await self._publish_meta(marker)
+        if current.nuid:
+            await self._api.purge(self._stream, chunk_subject(self.bucket, current.nuid))
+        return published
+
+    async def add_link(self, name: str, target: ObjectInfo) -> ObjectInfo:
+        """Make object ``name`` a link to ``target`` (an object, in this or another bucket).
+
+        Raises:
+            ObjectRequiredError, NoLinkToDeletedError, NoLinkToLinkError,
+            ObjectAlreadyExistsError: ``name`` holds an object that is not a link.
+        """
+        validate_object_name(name)
+        if target is None or not target.name:
+            raise errors.ObjectRequiredError("a link needs a target object")
+        if target.deleted:
+            raise errors.NoLinkToDeletedError(f"{target.name!r} is deleted")
+        if target.is_link:
+            raise errors.NoLinkToLinkError(f"{target.name!r} is itself a link")
+        return await self._publish_link(name, ObjectLink(bucket=target.bucket, name=target.name))
+
+    async def add_bucket_link(self, name: str, target: ObjectStore | str) -> ObjectInfo:
+        """Make object ``name`` a link to a whole bucket.
+
+        Raises:
+            BucketRequiredError, ObjectAlreadyExistsError.
+        """
+        validate_object_name(name)
+        bucket = target.bucket if isinstance(target, ObjectStore) else target
+        if not bucket:
+            raise errors.BucketRequiredError("a bucket link needs a target bucket")
+        return await self._publish_link(name, ObjectLink(bucket=bucket))
+
+    async def _publish_link(self, name: str, link: ObjectLink) -> ObjectInfo:
+        existing = await self._leader_info(name)
+        if existing is not None and not existing.is_link:
+            raise errors.ObjectAlreadyExistsError(
+                f"object {name!r} already exists and is not a link"
+            )
+        info = ObjectInfo(name=name, bucket=self.bucket, nuid=self._new_nuid(), link=link)
+        return await self._publish_meta(info)
+
+    # Bucket-wide ----------------------------------------------------------------------------
+
+    async def seal(self) -> None:
+        """Seal the bucket: from now on every change is refused, reads keep working."""
+        info = await self._api.stream_info(self._stream)
+        config = dict(info["config"])
+        config["sealed"] = True
+        await self._api.stream_update(config)
+
+    async def status(self) -> ObjectStoreStatus:
+        """The bucket's configuration and usage."""
+        return ObjectStoreStatus.from_stream_info(await self._api.stream_info(self._stream))
+
+    def watch(
+        self,
+        *,
+        include_history: bool = False,
+        ignore_deletes: bool = False,
+        updates_only: bool = False,
+    ) -> ObjectWatcher:
+        """Watch the bucket's objects; see :class:`ObjectWatcher`.
+
+        Raises:
+            InvalidOptionError: ``include_history`` with ``updates_only``.
+        """
+        if include_history and updates_only:
+            raise errors.InvalidOptionError("include_history and updates_only exclude each other")
+        return ObjectWatcher(
+            self._api,
+            self.bucket,
+            include_history=include_history,
+            ignore_deletes=ignore_deletes,
+            updates_only=updates_only,
+        )
+
+    async def list(self, *, show_deleted: bool = False) -> list[ObjectInfo]:
+        """Every object (the latest version of each name), in meta-subject order.
+
+        Raises:
+            NoObjectsFoundError: the bucket holds no (live) objects.
+        """
+        found: list[ObjectInfo] = []
+        async with self.watch(ignore_deletes=not show_deleted) as watcher:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                found.append(entry)
+        if not found:
+            raise errors.NoObjectsFoundError(f"no objects found in bucket {self.bucket!r}")
+        return found
+
+
+class ObjectResult:
+    """An open object: its info and its chunks as an async iterator.
+
+    The digest (and size) is checked when the last chunk has been read: iterating to the end
+    raises :class:`DigestMismatchError` if the bytes are not the ones stored.
+    """
+
+    def __init__(self, info: ObjectInfo, fetcher: ChunkFetcher) -> None:
+        self.info = info
+        self._chunks = fetcher.stream(info)
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._checked = False
+
+    async def __aenter__(self) -> ObjectResult:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            self._sha.update(chunk)
+            self._size += len(chunk)
+            yield chunk
+        self._verify()
+
+    def _verify(self) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        if self._size != self.info.size:
+            raise errors.DigestMismatchError(
+                f"object {self.info.name!r}: read {self._size} bytes, meta says {self.info.size}"
+            )
+        if self.info.digest and parse_digest(self.info.digest) != self._sha.digest():
+            raise errors.DigestMismatchError(
+                f"object {self.info.name!r}: received a corrupt object, digests do not match"
+            )
+
+    async def read(self) -> bytes:
+        """The remaining content in one piece (checks the digest)."""
+        return b"".join([chunk async for chunk in self])
+
+    async def aclose(self) -> None:
+        """Stop reading; outstanding requests are cancelled."""
+        await self._chunks.aclose()  # type: ignore[attr-defined]
+
+
+def encode_meta(info: ObjectInfo) -> bytes:
+    """The document for ``info`` (a seam for tests that need to write odd documents)."""
+    return encode_meta_document(info)

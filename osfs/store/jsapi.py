@@ -1,0 +1,263 @@
+"""A thin JetStream API client: the requests the Object Store needs, as raw NATS messages.
+
+Why not nats-py's ``JetStreamContext``: the Object Store needs batch Direct Get, last-by-subject
+Direct Get with the server timestamp in nanoseconds, purge by subject, and publishes whose acks
+are counted rather than awaited one by one; nats-py either lacks these or reaches into private
+state for them. Every method maps errors through :mod:`osfs.store.translate`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from osfs.core import errors
+from osfs.core.timefmt import parse_rfc3339_ns
+from osfs.store.translate import NO_MESSAGE_FOUND, api_error, translated
+
+ROLLUP_HEADERS = {"Nats-Rollup": "sub"}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMsg:
+    """One stored stream message as a get returns it."""
+
+    subject: str
+    seq: int
+    data: bytes
+    time_ns: int
+    headers: Mapping[str, str]
+    pending: int = -1  # messages on the filter after this one (batch gets only)
+
+
+class NotFound(Exception):
+    """Internal: the requested message does not exist (mapped to a domain error by callers)."""
+
+
+def _status(msg: Msg) -> str:
+    headers = msg.headers or {}
+    return str(headers.get("Status", ""))
+
+
+def stored_from_direct(msg: Msg) -> StoredMsg:
+    """Decode a Direct Get reply (payload plus ``Nats-*`` headers)."""
+    headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
+    return StoredMsg(
+        subject=headers.get("Nats-Subject", ""),
+        seq=int(headers.get("Nats-Sequence", "0")),
+        data=msg.data,
+        time_ns=parse_rfc3339_ns(headers["Nats-Time-Stamp"]) if "Nats-Time-Stamp" in headers else 0,
+        headers=headers,
+        pending=int(headers.get("Nats-Num-Pending", "-1")),
+    )
+
+
+def parse_header_block(raw: bytes) -> dict[str, str]:
+    """Parse a ``NATS/1.0`` header block (as MSG.GET returns it base64-encoded)."""
+    headers: dict[str, str] = {}
+    lines = raw.decode("utf-8", "replace").split("\r\n")
+    for line in lines[1:]:
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip()] = value.strip()
+    return headers
+
+
+class JetStreamApi:
+    """Requests to ``$JS.API`` on one connection.
+
+    Args:
+        nc: a connected nats-py client.
+        prefix: the API prefix (``$JS.API``, or ``$JS.<domain>.API``).
+        timeout: seconds to wait for each answer.
+    """
+
+    def __init__(self, nc: Client, *, prefix: str = "$JS.API", timeout: float = 5.0) -> None:
+        self.nc = nc
+        self.prefix = prefix
+        self.timeout = timeout
+
+    async def request(self, subject: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Send an API request; return the response body or raise its error."""
+        payload = json.dumps(body).encode() if body is not None else b""
+        with translated(subject.removeprefix(self.prefix + ".")):
+            msg = await self.nc.request(f"{self.prefix}.{subject}", payload, timeout=self.timeout)
+        if _status(msg) == "503":
+            raise errors.StoreUnavailableError("JetStream is not available (no responders)")
+        try:
+            response: dict[str, Any] = json.loads(msg.data)
+        except ValueError as exc:
+            raise errors.ApiError(0, 0, f"unreadable JetStream response to {subject}") from exc
+        if "error" in response:
+            raise api_error(response["error"])
+        return response
+
+    # Streams --------------------------------------------------------------------------------
+
+    async def stream_info(self, stream: str) -> dict[str, Any]:
+        """``STREAM.INFO``."""
+        return await self.request(f"STREAM.INFO.{stream}")
+
+    async def stream_create(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``STREAM.CREATE`` (idempotent for an identical config)."""
+        return await self.request(f"STREAM.CREATE.{config['name']}", config)
+
+    async def stream_update(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``STREAM.UPDATE``."""
+        return await self.request(f"STREAM.UPDATE.{config['name']}", config)
+
+    async def stream_delete(self, stream: str) -> None:
+        """``STREAM.DELETE``."""
+        await self.request(f"STREAM.DELETE.{stream}")
+
+    async def stream_names(self, subject_filter: str) -> list[str]:
+        """Every stream name whose subjects overlap ``subject_filter`` (all pages)."""
+        names: list[str] = []
+        while True:
+            page = await self.request(
+                "STREAM.NAMES", {"offset": len(names), "subject": subject_filter}
+            )
+            batch = page.get("streams") or []
+            names.extend(batch)
+            if not batch or len(names) >= int(page.get("total", 0)):
+                return names
+
+    async def stream_list(self, subject_filter: str) -> list[dict[str, Any]]:
+        """Every stream info whose subjects overlap ``subject_filter`` (all pages)."""
+        infos: list[dict[str, Any]] = []
+        while True:
+            page = await self.request(
+                "STREAM.LIST", {"offset": len(infos), "subject": subject_filter}
+            )
+            batch = page.get("streams") or []
+            infos.extend(batch)
+            if not batch or len(infos) >= int(page.get("total", 0)):
+                return infos
+
+    async def purge(self, stream: str, subject: str) -> int:
+        """Purge every message on ``subject``; return how many were removed."""
+        response = await self.request(f"STREAM.PURGE.{stream}", {"filter": subject})
+        return int(response.get("purged", 0))
+
+    # Messages -------------------------------------------------------------------------------
+
+    async def msg_get_last(self, stream: str, subject: str) -> StoredMsg:
+        """The last message on ``subject`` via ``STREAM.MSG.GET`` (the leader: read-after-write).
+
+        Raises:
+            NotFound: no message on that subject.
+        """
+        try:
+            response = await self.request(f"STREAM.MSG.GET.{stream}", {"last_by_subj": subject})
+        except errors.ApiError as exc:
+            if exc.err_code == NO_MESSAGE_FOUND:
+                raise NotFound(subject) from exc
+            raise
+        message = response["message"]
+        raw_headers = message.get("hdrs")
+        return StoredMsg(
+            subject=message["subject"],
+            seq=int(message["seq"]),
+            data=base64.b64decode(message.get("data") or ""),
+            time_ns=parse_rfc3339_ns(message["time"]),
+            headers=parse_header_block(base64.b64decode(raw_headers)) if raw_headers else {},
+        )
+
+    async def direct_get_last(self, stream: str, subject: str) -> StoredMsg:
+        """The last message on ``subject`` via Direct Get (any replica answers: fast).
+
+        Raises:
+            NotFound: no message on that subject.
+        """
+        with translated(f"direct get {subject}"):
+            msg = await self.nc.request(
+                f"{self.prefix}.DIRECT.GET.{stream}.{subject}", b"", timeout=self.timeout
+            )
+        return self._direct_reply(msg, subject)
+
+    async def direct_get_seq(self, stream: str, seq: int) -> StoredMsg:
+        """The message at stream sequence ``seq`` via Direct Get.
+
+        Raises:
+            NotFound: no message at that sequence.
+        """
+        body = json.dumps({"seq": seq}).encode()
+        with translated(f"direct get seq {seq}"):
+            msg = await self.nc.request(
+                f"{self.prefix}.DIRECT.GET.{stream}", body, timeout=self.timeout
+            )
+        return self._direct_reply(msg, f"seq {seq}")
+
+    async def direct_get_next(self, stream: str, seq: int, subject: str) -> StoredMsg:
+        """The first message on ``subject`` at or after ``seq``, with its pending count.
+
+        Raises:
+            NotFound: no such message.
+        """
+        body = json.dumps({"seq": seq, "next_by_subj": subject, "batch": 1}).encode()
+        found: StoredMsg | None = None
+        async for item in self.direct_batch(stream, body):
+            found = found or item
+        if found is None:
+            raise NotFound(subject)
+        return found
+
+    async def direct_batch(self, stream: str, body: bytes) -> Any:
+        """Yield the messages of one batch Direct Get, in order, until the end-of-batch."""
+        with translated("batch direct get"):
+            inbox = self.nc.new_inbox()
+            sub = await self.nc.subscribe(inbox)
+            try:
+                await self.nc.publish(f"{self.prefix}.DIRECT.GET.{stream}", body, reply=inbox)
+                while True:
+                    msg = await sub.next_msg(timeout=self.timeout)
+                    status = _status(msg)
+                    if status == "204" or status == "404":
+                        return
+                    if status:
+                        raise errors.ApiError(int(status), 0, f"batch direct get: {status}")
+                    yield stored_from_direct(msg)
+            finally:
+                await sub.unsubscribe()
+
+    def _direct_reply(self, msg: Msg, what: str) -> StoredMsg:
+        status = _status(msg)
+        if status == "404":
+            raise NotFound(what)
+        if status == "503":
+            raise errors.StoreUnavailableError("JetStream is not available (no responders)")
+        if status:
+            description = (msg.headers or {}).get("Description", "")
+            raise errors.ApiError(int(status), 0, f"direct get {what}: {status} {description}")
+        return stored_from_direct(msg)
+
+    async def publish(
+        self, subject: str, payload: bytes, headers: Mapping[str, str] | None = None
+    ) -> int:
+        """Publish to a stream and wait for its ack; return the stored sequence."""
+        with translated(f"publish {subject}"):
+            msg = await self.nc.request(
+                subject, payload, timeout=self.timeout, headers=dict(headers) if headers else None
+            )
+        return parse_puback(msg)
+
+
+def parse_puback(msg: Msg) -> int:
+    """The sequence in a publish ack, or the osfs error it reports."""
+    if _status(msg) == "503":
+        raise errors.StoreUnavailableError("no stream answered the publish (no responders)")
+    try:
+        ack = json.loads(msg.data)
+    except ValueError as exc:
+        raise errors.ApiError(0, 0, "unreadable publish ack") from exc
+    if "error" in ack:
+        raise api_error(ack["error"], context="publish")
+    return int(ack.get("seq", 0))
