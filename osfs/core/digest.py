@@ -2,7 +2,7 @@
 
 Rules (wire.md §3.3):
 1. Written: ``SHA-256=`` + padded base64url of the SHA-256 of all payload bytes in order.
-2. Read: the label before the first ``=`` is ignored like nats.go does; the value may be
+2. Read: the label before the first ``=`` must be ``SHA-256`` (any case); the value may be
    base64 (url or standard alphabet, padded or not) or hex, as nats.js accepts.
 Pure: no I/O.
 """

@@ -15,6 +15,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -120,6 +121,8 @@ class ObjectInfo:
         )
 
 
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
 _GO_HTML_ESCAPES = {
     "<": "\\u003c",
     ">": "\\u003e",
@@ -205,6 +208,7 @@ def decode_meta(
     name = doc.get("name")
     if not isinstance(name, str) or not name:
         raise BadObjectMetaError("meta document has no name")
+    name = _utf8(name)
     options = _optional(doc, "options", dict) or {}
     link = _decode_link(options.get("link"))
     if mtime_ns is None:
@@ -217,7 +221,7 @@ def decode_meta(
         chunks=_count(doc, "chunks"),
         digest=_optional(doc, "digest", str) or "",
         deleted=_optional(doc, "deleted", bool) or False,
-        description=_optional(doc, "description", str) or "",
+        description=_utf8(_optional(doc, "description", str) or ""),
         headers=_decode_headers(doc.get("headers")),
         metadata=_decode_metadata(doc.get("metadata")),
         link=link,
@@ -225,6 +229,18 @@ def decode_meta(
         mtime_ns=mtime_ns,
         revision=revision,
     )
+
+
+def _utf8(text: str) -> str:
+    """``text`` with lone surrogates (legal in JSON escapes) replaced by U+FFFD, as Go reads them.
+
+    Without this a document another client wrote could be read but never written back.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE_RE.sub("\ufffd", text)
+    return text
 
 
 def _optional(doc: dict[str, Any], key: str, kind: type) -> Any:
@@ -264,16 +280,16 @@ def _decode_headers(value: Any) -> dict[str, tuple[str, ...]]:
     headers: dict[str, tuple[str, ...]] = {}
     for key, values in value.items():
         if isinstance(values, str):
-            headers[key] = (values,)
+            headers[_utf8(key)] = (_utf8(values),)
         elif isinstance(values, list):
-            headers[key] = tuple(v for v in values if isinstance(v, str))
+            headers[_utf8(key)] = tuple(_utf8(v) for v in values if isinstance(v, str))
     return headers
 
 
 def _decode_metadata(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
-    return {key: item for key, item in value.items() if isinstance(item, str)}
+    return {_utf8(key): _utf8(item) for key, item in value.items() if isinstance(item, str)}
 
 
 def _lenient_time(value: Any) -> int:

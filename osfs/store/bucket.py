@@ -137,8 +137,8 @@ class ObjectStore:
         subject = chunk_subject(self.bucket, nuid)
         sha = hashlib.sha256()
         size = chunks = 0
-        try:
-            async with PipelinedPublisher(self._api.nc, timeout=self._api.timeout) as publisher:
+        async with PipelinedPublisher(self._api.nc, timeout=self._api.timeout) as publisher:
+            try:
                 async for chunk in chunks_of(source, chunk_size):
                     await publisher.publish(subject, chunk)
                     sha.update(chunk)
@@ -164,12 +164,12 @@ class ObjectStore:
                     meta_subject(self.bucket, meta.name), encode_meta(info), ROLLUP_HEADERS
                 )
                 await publisher.wait_all()
-                revision = publisher.last_seq
-        except errors.BucketSealedError:
-            raise  # a sealed stream stored nothing, and refuses purges too
-        except BaseException:
-            await self._purge_quietly(subject)
-            raise
+            except errors.BucketSealedError:
+                raise  # a sealed stream stored nothing, and refuses purges too
+            except BaseException:
+                await asyncio.shield(self._abandon(publisher, subject))
+                raise
+            revision = publisher.last_seq
         if previous is not None and previous.nuid and not previous.deleted:
             await self._purge_quietly(chunk_subject(self.bucket, previous.nuid))
         return replace(info, revision=revision)
@@ -193,6 +193,11 @@ class ObjectStore:
         meta = ObjectMeta(name=name or os.fspath(path))
         with open(path, "rb") as handle:  # noqa: ASYNC230 - local file, read chunk by chunk
             return await self.put(meta, handle, progress=progress)
+
+    async def _abandon(self, publisher: PipelinedPublisher, subject: str) -> None:
+        """Undo a failed put: let queued chunks land, then purge them."""
+        await publisher.settle()
+        await self._purge_quietly(subject)
 
     async def _purge_quietly(self, subject: str) -> None:
         """Purge ``subject``, logging instead of raising: the caller's outcome stands."""

@@ -131,7 +131,9 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
         "name": options.name,
         "connect_timeout": options.connect_timeout,
         "allow_reconnect": reconnect,
-        "max_reconnect_attempts": -1 if reconnect else 0,
+        # nats-py's first connect cycles through the pool until a server's attempts exceed
+        # this number, and 0 or -1 never do: bound it here, then widen it once connected.
+        "max_reconnect_attempts": 1,
         "reconnect_time_wait": 0.5,
         "error_cb": _log_error,
         "disconnected_cb": _log_disconnected,
@@ -165,6 +167,8 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
         ):
             raise errors.AuthorizationError(f"NATS at {where} refused the credentials") from exc
         raise errors.StoreUnavailableError(f"cannot connect to NATS at {where}: {exc}") from exc
+    if reconnect:
+        nc.options["max_reconnect_attempts"] = -1  # from now on, reconnect for ever
     return Connection(nc, options)
 
 

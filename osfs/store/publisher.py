@@ -8,6 +8,7 @@ counted by one wildcard subscription; the first failed ack fails the put.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 
@@ -91,6 +92,21 @@ class PipelinedPublisher:
     async def wait_all(self) -> None:
         """Wait until every publish is acked; raise the first failure."""
         await self._wait_for(lambda: self._acked >= self._sent)
+
+    async def settle(self) -> None:
+        """Wait (bounded by the timeout) until no publish is outstanding, ignoring failures.
+
+        A purge after a failed put must come after the last chunk is stored: JetStream handles
+        API requests apart from stored messages, so an early purge can miss chunks still queued.
+        """
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        while self._acked < self._sent:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
 
     def raise_if_failed(self) -> None:
         """Raise the first failed ack, if any."""
