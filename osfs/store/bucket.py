@@ -19,7 +19,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -274,6 +274,14 @@ class ObjectStore:
     async def chunk_index(self, info: ObjectInfo) -> ChunkIndex:
         """Where each chunk of ``info``'s version lives (for random access)."""
         return await self._fetcher.index(info)
+
+    async def read_chunks(self, index: ChunkIndex, positions: Sequence[int]) -> list[bytes]:
+        """The payloads of chunks ``positions`` of an indexed version, fetched concurrently.
+
+        Raises:
+            ObjectNotFoundError: the version was replaced or deleted meanwhile.
+        """
+        return list(await asyncio.gather(*(self._fetcher.chunk(index, i) for i in positions)))
 
     async def read_range(self, info: ObjectInfo, offset: int, length: int) -> bytes:
         """``length`` bytes of ``info``'s version at ``offset``, reading only the chunks touched.
