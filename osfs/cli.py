@@ -1197,19 +1197,10 @@ async def _status(session: Session, args: argparse.Namespace) -> int:
         report["servers"] = [display_url(running.url)]
     connection = await session.connection()
     report["connected_url"] = connection.connected_url
-    report["server_version"] = _server_version(connection)
+    report["server_version"] = connection.server_version
     report["jetstream"] = await _jetstream_usage(connection)
     session.out.show(report, lambda: _status_text(report))
     return EXIT_OK
-
-
-def _server_version(connection: Connection) -> str:
-    version = connection.nc.connected_server_version
-    try:
-        text = f"{version.major}.{version.minor}.{version.patch}"
-    except ValueError:
-        return "unknown"
-    return f"{text}-{version.dev}" if version.dev else text
 
 
 async def _jetstream_usage(connection: Connection) -> dict[str, Any]:

@@ -256,6 +256,9 @@ class ObjectStore:
         target = Path(path)
         async with await self.get(name, show_deleted=show_deleted) as result:
             fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
             try:
                 with os.fdopen(fd, "wb") as handle:
                     done = 0

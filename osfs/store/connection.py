@@ -82,6 +82,16 @@ class Connection:
         host = url.hostname or ""
         return f"{url.scheme}://{host}:{url.port}" if url.port else f"{url.scheme}://{host}"
 
+    @property
+    def server_version(self) -> str:
+        """The version of the server currently connected to ("unknown" before it said)."""
+        version = self.nc.connected_server_version
+        try:
+            text = f"{version.major}.{version.minor}.{version.patch}"
+        except ValueError:
+            return "unknown"
+        return f"{text}-{version.dev}" if version.dev else text
+
     async def close(self) -> None:
         """Close the connection (pending publishes are flushed first)."""
         if not self.nc.is_closed:

@@ -259,5 +259,5 @@ def parse_puback(msg: Msg) -> int:
     except ValueError as exc:
         raise errors.ApiError(0, 0, "unreadable publish ack") from exc
     if "error" in ack:
-        raise api_error(ack["error"], context="publish")
+        raise api_error(ack["error"])
     return int(ack.get("seq", 0))

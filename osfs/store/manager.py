@@ -31,7 +31,10 @@ class ObjectStoreManager:
             InvalidBucketNameError, BucketNotFoundError.
         """
         validate_bucket(bucket)
-        await self._api.stream_info(stream_name(bucket))
+        try:
+            await self._api.stream_info(stream_name(bucket))
+        except errors.BucketNotFoundError as exc:
+            raise errors.BucketNotFoundError(f"bucket {bucket!r} not found") from exc
         return ObjectStore(self, self._api, bucket)
 
     async def create_object_store(self, config: ObjectStoreConfig) -> ObjectStore:
@@ -66,7 +69,10 @@ class ObjectStoreManager:
             InvalidBucketNameError, BucketNotFoundError.
         """
         validate_bucket(bucket)
-        await self._api.stream_delete(stream_name(bucket))
+        try:
+            await self._api.stream_delete(stream_name(bucket))
+        except errors.BucketNotFoundError as exc:
+            raise errors.BucketNotFoundError(f"bucket {bucket!r} not found") from exc
 
     async def object_store_names(self) -> AsyncIterator[str]:
         """The names of every bucket."""

@@ -70,7 +70,7 @@ class PipelinedPublisher:
             except ValueError:
                 ack = {"error": {"description": "unreadable publish ack"}}
             if "error" in ack:
-                self._error = self._error or api_error(ack["error"], context="publish")
+                self._error = self._error or api_error(ack["error"])
             else:
                 self.last_seq = max(self.last_seq, int(ack.get("seq", 0)))
         self._progress.set()

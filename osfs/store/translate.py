@@ -40,7 +40,7 @@ def api_error(error: Mapping[str, Any], *, context: str = "") -> errors.OsfsErro
     if err_code == STREAM_NAME_IN_USE:
         return errors.BucketExistsError(f"{where}bucket already exists with another configuration")
     if err_code == STREAM_SEALED or "sealed" in text:
-        return errors.BucketSealedError(f"{where}bucket is sealed")
+        return errors.BucketSealedError(f"{where}the bucket is sealed (read-only)")
     if (
         err_code in (STORAGE_RESOURCES_EXCEEDED, INSUFFICIENT_RESOURCES)
         or "maximum bytes exceeded" in text

@@ -26,6 +26,7 @@ from osfs.store import ConnectOptions, open_connection
 from tests.support.aio import asyncio_test
 from tests.support.nats_server import NatsServer
 from tests.support.store_fixtures import api, bucket, message_count, opened, raw, stored_messages
+from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -307,8 +308,9 @@ async def test_read_range_fetches_only_the_chunks_it_touches(
         await spy.subscribe(f"$JS.API.DIRECT.GET.{stream_name(bucket_name)}", cb=record)
         await spy.flush()
         got = await store.read_range(info, 50 * 4096 + 10, 4096)
-        await spy.flush()
         assert got == data[50 * 4096 + 10 : 51 * 4096 + 10]
+        await async_wait_until(lambda: len(requests) >= 2, 5, message="the spy saw both gets")
+        await spy.flush()
         asked = sorted(json.loads(body)["seq"] for body in requests)
         assert asked == [index.seqs[50], index.seqs[51]]
 
