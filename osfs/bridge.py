@@ -236,10 +236,12 @@ class BridgedStore:
                     raise item
                 yield item
 
+        iterator = batches()
         try:
-            yield batches()
+            yield iterator
         finally:
             future.cancel()
+            await iterator.aclose()
             await receive.aclose()
 
 

@@ -38,6 +38,13 @@ class ObjectNotFoundError(OsfsError):
     """No live object of that name (nats.go ``ErrObjectNotFound``)."""
 
 
+class StaleVersionError(ObjectNotFoundError):
+    """The version an open file pinned is gone: the object was replaced or deleted meanwhile.
+
+    The name may still exist with other content; the filesystem answers ESTALE, like NFS.
+    """
+
+
 class NoObjectsFoundError(ObjectNotFoundError):
     """A listing found nothing (nats.go ``ErrNoObjectsFound``)."""
 
@@ -120,3 +127,7 @@ class ApiError(OsfsError):
         self.code = code
         self.err_code = err_code
         self.description = description
+
+
+class MountError(OsfsError):
+    """The mount cannot start: bad mountpoint, already mounted, FUSE unavailable."""

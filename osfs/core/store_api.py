@@ -47,7 +47,7 @@ class Store(Protocol):
         """Where each chunk of ``info``'s version lives.
 
         Raises:
-            ObjectNotFoundError: that version no longer exists.
+            StaleVersionError: that version no longer exists.
         """
         ...
 
@@ -55,7 +55,7 @@ class Store(Protocol):
         """The payloads of the chunks at ``positions`` of an indexed version, in that order.
 
         Raises:
-            ObjectNotFoundError: that version no longer exists (replaced or deleted).
+            StaleVersionError: that version no longer exists (replaced or deleted).
         """
         ...
 

@@ -196,14 +196,25 @@ class ChunkFetcher:
     # Random access --------------------------------------------------------------------------
 
     async def index(self, info: ObjectInfo) -> ChunkIndex:
-        """The chunk index of ``info``'s version (cached by nuid)."""
+        """The chunk index of ``info``'s version (cached by nuid).
+
+        Raises:
+            StaleVersionError: the version's chunks are gone (replaced or deleted).
+            BadObjectMetaError: the stored chunks disagree with the meta document.
+        """
         cached = self._indexes.get(info.nuid)
         if cached is not None:
             return cached
         if info.chunks == 0:
             index = ChunkIndex.from_sizes(info.nuid, [], [])
         else:
-            index = await self._uniform_index(info) or await self._scan_index(info)
+            subject = chunk_subject(self._bucket, info.nuid)
+            first = await self._first_chunk(info, subject, 1)
+            if first is None:
+                raise errors.StaleVersionError(
+                    f"object {info.name!r}: version {info.nuid} is gone (replaced or deleted)"
+                )
+            index = await self._uniform_index(info, first[0]) or await self._scan_index(info)
         if index.count != info.chunks or index.size != info.size:
             raise errors.BadObjectMetaError(
                 f"object {info.name!r}: {index.count} chunks of {index.size} bytes stored, "
@@ -212,38 +223,47 @@ class ChunkFetcher:
         self._indexes[info.nuid] = index
         return index
 
-    async def _uniform_index(self, info: ObjectInfo) -> ChunkIndex | None:
+    async def _uniform_index(self, info: ObjectInfo, first: StoredMsg) -> ChunkIndex | None:
         """The index from two Direct Gets when the layout is uniform and consecutive."""
         chunk_size = info.max_chunk_size or DEFAULT_CHUNK_SIZE
         last_size = uniform_last_size(info.size, info.chunks, chunk_size)
-        if last_size is None:
-            return None
-        subject = chunk_subject(self._bucket, info.nuid)
-        first = await self._first_chunk(info, subject, 1)
-        if not first or first[0].pending != info.chunks - 1:
+        if last_size is None or first.pending != info.chunks - 1:
             return None
         try:
-            last = await self._api.direct_get_last(self._stream, subject)
+            last = await self._api.direct_get_last(
+                self._stream, chunk_subject(self._bucket, info.nuid)
+            )
         except NotFound:
             return None
         # C messages on the subject, first and last C - 1 apart: consecutive sequences. The last
         # one's size proves every other chunk is full (osfs.core.chunks, rule 3).
-        if last.seq - first[0].seq != info.chunks - 1 or len(last.data) != last_size:
+        if last.seq - first.seq != info.chunks - 1 or len(last.data) != last_size:
             return None
-        seqs = list(range(first[0].seq, last.seq + 1))
+        seqs = list(range(first.seq, last.seq + 1))
         return ChunkIndex.uniform(info.nuid, seqs, info.size, chunk_size)
 
     async def _scan_index(self, info: ObjectInfo) -> ChunkIndex:
-        """The exact index from a headers-only consumer: sequence and size of every chunk."""
+        """The exact index from a headers-only consumer: sequence and size of every chunk.
+
+        Bounded in time: if the chunks are purged while it runs, it fails instead of waiting.
+        """
         seqs: list[int] = []
         sizes: list[int] = []
         subject = chunk_subject(self._bucket, info.nuid)
-        async with OrderedConsumer(self._api, self._stream, subject, headers_only=True) as feed:
-            async for delivered in feed:
-                seqs.append(delivered.info.stream_seq)
-                sizes.append(int(delivered.headers.get("Nats-Msg-Size", "0")))
-                if delivered.info.pending == 0 or len(seqs) == info.chunks:
-                    break
+        try:
+            async with asyncio.timeout(self._api.timeout + info.chunks / 1000):
+                async with OrderedConsumer(
+                    self._api, self._stream, subject, headers_only=True
+                ) as feed:
+                    async for delivered in feed:
+                        seqs.append(delivered.info.stream_seq)
+                        sizes.append(int(delivered.headers.get("Nats-Msg-Size", "0")))
+                        if delivered.info.pending == 0 or len(seqs) == info.chunks:
+                            break
+        except TimeoutError as exc:
+            raise errors.StaleVersionError(
+                f"object {info.name!r}: the chunks of version {info.nuid} vanished while indexed"
+            ) from exc
         return ChunkIndex.from_sizes(info.nuid, seqs[: info.chunks], sizes[: info.chunks])
 
     async def chunk(self, index: ChunkIndex, position: int) -> bytes:
@@ -251,7 +271,7 @@ class ChunkFetcher:
         try:
             msg = await self._api.direct_get_seq(self._stream, index.seqs[position])
         except NotFound as exc:
-            raise errors.ObjectNotFoundError(
+            raise errors.StaleVersionError(
                 f"chunk {position} of version {index.nuid} is gone (object replaced or deleted)"
             ) from exc
         return msg.data
