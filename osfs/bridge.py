@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import math
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -230,7 +230,7 @@ class BridgedStore:
 
         future = thread.submit(pump)
 
-        async def batches() -> AsyncIterator[WatchBatch]:
+        async def batches() -> AsyncGenerator[WatchBatch, None]:
             async for item in receive:
                 if isinstance(item, BaseException):
                     raise item
