@@ -38,9 +38,10 @@ from osfs.core.subjects import (
     stream_name,
     validate_object_name,
 )
+from osfs.store.digester import Digester
 from osfs.store.fetch import ChunkFetcher
 from osfs.store.jsapi import ROLLUP_HEADERS, JetStreamApi, NotFound, StoredMsg
-from osfs.store.publisher import PipelinedPublisher
+from osfs.store.publisher import AckRouter, AckWindow
 from osfs.store.sources import Source, chunks_of
 from osfs.store.watch import ObjectWatcher
 
@@ -61,20 +62,25 @@ class ObjectStore:
         bucket: the bucket name.
     """
 
-    def __init__(self, manager: ObjectStoreManager, api: JetStreamApi, bucket: str) -> None:
+    def __init__(
+        self, manager: ObjectStoreManager, api: JetStreamApi, bucket: str, *, replicas: int = 3
+    ) -> None:
         self.bucket = bucket
+        self._replicas = replicas
         self._manager = manager
         self._api = api
         self._stream = stream_name(bucket)
         self._fetcher = ChunkFetcher(api, bucket)
+        self._acks = AckRouter(api.nc)
         self._nuid = NUID()
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.bucket!r})"
 
     async def aclose(self) -> None:
-        """Release the reply subscription used for reads."""
+        """Release the reply subscriptions used for reads and publish acks."""
         await self._fetcher.aclose()
+        await self._acks.aclose()
 
     def _new_nuid(self) -> str:
         return self._nuid.next().decode("ascii")
@@ -103,9 +109,18 @@ class ObjectStore:
         return info
 
     async def _leader_info(self, name: str) -> ObjectInfo | None:
-        """The current info including delete markers, read from the stream leader."""
+        """The current info including delete markers, as the stream leader has it.
+
+        A replicated stream is asked through ``STREAM.MSG.GET`` (only the leader answers, so it
+        is read-after-write consistent); a one-replica stream has nobody but the leader to
+        answer a Direct Get, which skips the API queue and is faster.
+        """
+        subject = meta_subject(self.bucket, name)
         try:
-            msg = await self._api.msg_get_last(self._stream, meta_subject(self.bucket, name))
+            if self._replicas == 1:
+                msg = await self._api.direct_get_last(self._stream, subject)
+            else:
+                msg = await self._api.msg_get_last(self._stream, subject)
         except NotFound:
             return None
         return self._decode(msg)
@@ -132,45 +147,59 @@ class ObjectStore:
         chunk_size = meta.chunk_size or DEFAULT_CHUNK_SIZE
         if chunk_size < 0:
             raise errors.InvalidOptionError("chunk size must be positive")
-        previous = await self._leader_info(meta.name)
+        # The previous version is looked up while the chunks go out, but must be known before
+        # the meta is published: afterwards the lookup could find this put's own document.
+        lookup = asyncio.create_task(self._leader_info(meta.name))
         nuid = self._new_nuid()
         subject = chunk_subject(self.bucket, nuid)
-        sha = hashlib.sha256()
+        digester = Digester()
         size = chunks = 0
-        async with PipelinedPublisher(self._api.nc, timeout=self._api.timeout) as publisher:
-            try:
-                async for chunk in chunks_of(source, chunk_size):
-                    await publisher.publish(subject, chunk)
-                    sha.update(chunk)
-                    size += len(chunk)
-                    chunks += 1
-                    if progress is not None:
-                        progress(size)
-                await publisher.wait_all()
-                info = ObjectInfo(
-                    name=meta.name,
-                    bucket=self.bucket,
-                    nuid=nuid,
-                    size=size,
-                    chunks=chunks,
-                    digest=format_digest(sha.digest()),
-                    description=meta.description,
-                    headers=dict(meta.headers),
-                    metadata=dict(meta.metadata),
-                    max_chunk_size=chunk_size,
-                    mtime_ns=time.time_ns(),
-                )
-                await publisher.publish(
-                    meta_subject(self.bucket, meta.name), encode_meta(info), ROLLUP_HEADERS
-                )
-                await publisher.wait_all()
-            except errors.BucketSealedError:
-                raise  # a sealed stream stored nothing, and refuses purges too
-            except BaseException:
-                await asyncio.shield(self._abandon(publisher, subject))
-                raise
-            revision = publisher.last_seq
-        if previous is not None and previous.nuid and not previous.deleted:
+        window = await self._acks.open_window(ack_timeout=self._api.timeout)
+        try:
+            async for chunk in chunks_of(source, chunk_size):
+                await window.publish(subject, chunk)
+                digester.update(chunk)
+                size += len(chunk)
+                chunks += 1
+                if progress is not None:
+                    progress(size)
+            await window.wait_all()
+            info = ObjectInfo(
+                name=meta.name,
+                bucket=self.bucket,
+                nuid=nuid,
+                size=size,
+                chunks=chunks,
+                digest=format_digest(await digester.digest()),
+                description=meta.description,
+                headers=dict(meta.headers),
+                metadata=dict(meta.metadata),
+                max_chunk_size=chunk_size,
+                mtime_ns=time.time_ns(),
+            )
+            previous = await lookup
+            await window.publish(
+                meta_subject(self.bucket, meta.name), encode_meta(info), ROLLUP_HEADERS
+            )
+            await window.wait_all()
+        except errors.BucketSealedError:
+            raise  # a sealed stream stored nothing, and refuses purges too
+        except BaseException:
+            await asyncio.shield(self._abandon(window, subject))
+            raise
+        finally:
+            window.close()
+            if not lookup.done():
+                lookup.cancel()
+            with contextlib.suppress(BaseException):
+                await lookup
+        revision = window.last_seq
+        if (
+            previous is not None
+            and previous.nuid
+            and previous.nuid != nuid
+            and not previous.deleted
+        ):
             await self._purge_quietly(chunk_subject(self.bucket, previous.nuid))
         return replace(info, revision=revision)
 
@@ -194,9 +223,9 @@ class ObjectStore:
         with open(path, "rb") as handle:  # noqa: ASYNC230 - local file, read chunk by chunk
             return await self.put(meta, handle, progress=progress)
 
-    async def _abandon(self, publisher: PipelinedPublisher, subject: str) -> None:
+    async def _abandon(self, window: AckWindow, subject: str) -> None:
         """Undo a failed put: let queued chunks land, then purge them."""
-        await publisher.settle()
+        await window.settle()
         await self._purge_quietly(subject)
 
     async def _purge_quietly(self, subject: str) -> None:

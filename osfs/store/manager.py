@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from osfs.core import errors
 from osfs.core.config import ObjectStoreConfig, ObjectStoreStatus
@@ -32,10 +33,14 @@ class ObjectStoreManager:
         """
         validate_bucket(bucket)
         try:
-            await self._api.stream_info(stream_name(bucket))
+            info = await self._api.stream_info(stream_name(bucket))
         except errors.BucketNotFoundError as exc:
             raise errors.BucketNotFoundError(f"bucket {bucket!r} not found") from exc
-        return ObjectStore(self, self._api, bucket)
+        return self._bound(bucket, info)
+
+    def _bound(self, bucket: str, info: Mapping[str, Any]) -> ObjectStore:
+        replicas = int((info.get("config") or {}).get("num_replicas") or 1)
+        return ObjectStore(self, self._api, bucket, replicas=replicas)
 
     async def create_object_store(self, config: ObjectStoreConfig) -> ObjectStore:
         """Create a bucket (idempotent when an identical one exists).
@@ -43,8 +48,8 @@ class ObjectStoreManager:
         Raises:
             BucketExistsError: a bucket of that name exists with another configuration.
         """
-        await self._api.stream_create(config.stream_config())
-        return ObjectStore(self, self._api, config.bucket)
+        info = await self._api.stream_create(config.stream_config())
+        return self._bound(config.bucket, info)
 
     async def update_object_store(self, config: ObjectStoreConfig) -> ObjectStore:
         """Change an existing bucket's configuration.
@@ -52,8 +57,8 @@ class ObjectStoreManager:
         Raises:
             BucketNotFoundError.
         """
-        await self._api.stream_update(config.stream_config())
-        return ObjectStore(self, self._api, config.bucket)
+        info = await self._api.stream_update(config.stream_config())
+        return self._bound(config.bucket, info)
 
     async def create_or_update_object_store(self, config: ObjectStoreConfig) -> ObjectStore:
         """Create the bucket, or update it if it exists."""
