@@ -1,11 +1,13 @@
-"""Reading chunks without a consumer: pipelined batch Direct Gets, the chunk index, one chunk.
+"""Reading chunks: whole objects, the chunk index, single chunks for random access.
 
 Rules (DESIGN §4, wire.md §16.1, §17):
-1. No consumer per read. A whole-object read is a pipeline of batch Direct Gets
+1. No consumer per small read. A whole-object read of fewer than ``CONSUMER_THRESHOLD`` chunks
+   is one plain Direct Get (one chunk) or a pipeline of batch Direct Gets
    (``{"seq", "next_by_subj", "batch"}``) guessed from the usual layout: a put stores its chunks
    at consecutive sequences. Every reply proves its place (``Nats-Sequence`` and
    ``Nats-Num-Pending`` give the chunk's index); the first reply that does not fit switches to a
-   sequential walk from the last chunk delivered, which is right for any layout.
+   sequential walk from the last chunk delivered, which is right for any layout. Larger objects
+   stream through one ordered push consumer, deleted as soon as the last chunk arrives.
 2. A chunk index (sequence and offset of every chunk) comes from two Direct Gets when the layout
    is uniform and consecutive (proved, see ``osfs.core.chunks``), otherwise from one headers-only
    consumer scan. It is immutable per nuid, so it is cached by nuid.
@@ -36,6 +38,9 @@ from osfs.store.translate import translated
 #: Chunks per batch request and batch requests in flight (measured: 16 x 4 reaches the raw rate).
 BATCH = 16
 IN_FLIGHT = 4
+#: Objects of at least this many chunks stream through one ordered push consumer: it costs the
+#: server less CPU per byte than batch Direct Gets (measured: about 1.5 vs 2.3 ms per MiB).
+CONSUMER_THRESHOLD = 64
 
 
 @dataclass
@@ -136,6 +141,10 @@ class ChunkFetcher:
         def index_of(msg: StoredMsg) -> int:
             return total - 1 - msg.pending
 
+        if total >= CONSUMER_THRESHOLD:
+            async for data in self._stream_by_consumer(info, subject):
+                yield data
+            return
         first = await self._first_chunk(info, subject, min(BATCH, total))
         if first is None:
             raise errors.BadObjectMetaError(f"object {info.name!r}: its chunks are missing")
@@ -192,6 +201,21 @@ class ChunkFetcher:
                 yield msg.data
                 if delivered == total:
                     break
+
+    async def _stream_by_consumer(self, info: ObjectInfo, subject: str) -> AsyncIterator[bytes]:
+        """Every chunk through one ordered push consumer, deleted when done (large objects)."""
+        delivered = 0
+        async with OrderedConsumer(self._api, self._stream, subject) as feed:
+            async for message in feed:
+                delivered += 1
+                yield message.data
+                if delivered == info.chunks:
+                    return
+                if message.info.pending == 0:
+                    break
+        raise errors.BadObjectMetaError(
+            f"object {info.name!r}: {info.chunks - delivered} of {info.chunks} chunks are missing"
+        )
 
     async def _first_chunk(
         self, info: ObjectInfo, subject: str, count: int

@@ -317,10 +317,14 @@ async def test_read_range_fetches_only_the_chunks_it_touches(
 
 @asyncio_test
 async def test_gets_leave_no_consumer_behind(nats_url: str, bucket_name: str) -> None:
+    """Small objects use Direct Gets; large ones one consumer, deleted when the read ends."""
     async with bucket(nats_url, bucket_name) as store, raw(nats_url) as nc:
-        await store.put(ObjectMeta(name="o", chunk_size=1000), payload(10_000))
+        await store.put(ObjectMeta(name="small", chunk_size=1000), payload(10_000))
+        await store.put(ObjectMeta(name="large", chunk_size=1000), payload(150_000))
         for _ in range(50):
-            await store.get_bytes("o")
+            assert await store.get_bytes("small") == payload(10_000)
+        for _ in range(5):
+            assert await store.get_bytes("large") == payload(150_000)
         info = await api(nc, f"STREAM.INFO.{stream_name(bucket_name)}")
         assert info["state"]["consumer_count"] == 0
 
