@@ -134,11 +134,19 @@ _GO_ESCAPE_TABLE = str.maketrans(_GO_HTML_ESCAPES)
 
 
 def go_json(value: Any) -> bytes:
-    """``value`` as Go's ``encoding/json`` would marshal it (compact, HTML-escaped, UTF-8)."""
+    """``value`` as Go's ``encoding/json`` would marshal it (compact, HTML-escaped, UTF-8).
+
+    A string with a lone surrogate (legal in JSON, not in UTF-8) cannot be written raw; such a
+    document is written with ``\\uXXXX`` escapes instead, which read back to the same value.
+    """
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     # The escaped characters never occur in JSON syntax, only inside strings, so a plain
     # translation is exact.
-    return text.translate(_GO_ESCAPE_TABLE).encode("utf-8")
+    try:
+        return text.translate(_GO_ESCAPE_TABLE).encode("utf-8")
+    except UnicodeEncodeError:
+        ascii_text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        return ascii_text.translate(_GO_ESCAPE_TABLE).encode("ascii")
 
 
 def encode_meta(info: ObjectInfo) -> bytes:
@@ -208,7 +216,8 @@ def decode_meta(
     name = doc.get("name")
     if not isinstance(name, str) or not name:
         raise BadObjectMetaError("meta document has no name")
-    name = _utf8(name)
+    # The name stays as written, lone surrogates included: folding them into U+FFFD could put
+    # two objects at one path. Such a name is unmappable (osfs.core.names hides it).
     options = _optional(doc, "options", dict) or {}
     link = _decode_link(options.get("link"))
     if mtime_ns is None:
