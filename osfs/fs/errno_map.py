@@ -13,8 +13,8 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
 
@@ -58,7 +58,9 @@ def errno_of(exc: errors.OsfsError) -> int:
     return errno.EIO
 
 
-def fuse_errors(handler: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+def fuse_errors(
+    handler: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
     """Run a FUSE handler so that only ``FUSEError`` escapes it (see the module rules)."""
 
     @functools.wraps(handler)

@@ -26,6 +26,9 @@ Rules:
    0 to the end, the SHA-256 of the bytes it returned is compared with ``info.digest``; on a
    mismatch the read that completes the pass raises ``DigestMismatchError`` (the adapter answers
    EIO and logs). A pass may restart at offset 0; a jump or a failed read ends it unverified.
+   A version that failed is remembered as corrupt: its cached chunks are dropped and every
+   later open or read of it raises ``DigestMismatchError`` too (the kernel retries a failed
+   read, and a retry must not succeed).
 5. Reads at or past the end return ``b""``; a read across the end returns the bytes up to it.
 
 Concurrency invariants (trio runs the code between two checkpoints atomically; each invariant
@@ -168,6 +171,7 @@ class ChunkReader:
             raise ValueError("readahead_chunks must not be negative")
         self._store = store
         self._cache = cache
+        self._corrupt: set[str] = set()
         self._max_in_flight = max_in_flight
         self._readahead_chunks = readahead_chunks
         self._indexes: LRUCache[str, ChunkIndex] = LRUCache(maxsize=max(index_cache_size, 1))
@@ -240,6 +244,7 @@ class ChunkReader:
             raise ValueError(f"object {info.name!r} is a link: open its target")
         if not info.nuid and info.chunks:
             raise errors.BadObjectMetaError(f"object {info.name!r} has no nuid")
+        self._refuse_corrupt(info.nuid, info.name)
         if self._readahead_chunks and self._nursery is None:
             raise RuntimeError(
                 "ChunkReader is not running: use open_chunk_reader() or nursery.start(reader.run)"
@@ -251,6 +256,22 @@ class ChunkReader:
                 f"meta says {info.chunks} of {info.size}"
             )
         return ReadHandle(self, info, index, Readahead(max_chunks=self._readahead_chunks))
+
+    # Corrupt versions -----------------------------------------------------------------------
+
+    def mark_corrupt(self, nuid: str) -> None:
+        """Remember that a version failed its digest: every later read of it fails (rule 4).
+
+        Its cached chunks are dropped, so nothing of it is served from this cache again.
+        """
+        self._corrupt.add(nuid)
+        self._cache.discard_version(nuid)
+
+    def _refuse_corrupt(self, nuid: str, name: str) -> None:
+        if nuid in self._corrupt:
+            raise errors.DigestMismatchError(
+                f"object {name!r}: this version failed its digest check earlier"
+            )
 
     # Indexes --------------------------------------------------------------------------------
 
@@ -516,6 +537,7 @@ class ReadHandle:
         """
         if offset < 0 or size < 0:
             raise ValueError("offset and size must not be negative")
+        self._reader._refuse_corrupt(self._info.nuid, self._info.name)
         if size == 0:
             await trio.lowlevel.checkpoint()
             return b""
@@ -537,7 +559,11 @@ class ReadHandle:
         except BaseException:
             self._digest.abandon(ticket)
             raise
-        self._digest.feed(ticket, data)
+        try:
+            self._digest.feed(ticket, data)
+        except errors.DigestMismatchError:
+            self._reader.mark_corrupt(self._info.nuid)
+            raise
         return data
 
 

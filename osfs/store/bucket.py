@@ -158,7 +158,7 @@ class ObjectStore:
         try:
             async for chunk in chunks_of(source, chunk_size):
                 await window.publish(subject, chunk)
-                digester.update(chunk)
+                await digester.update(chunk)
                 size += len(chunk)
                 chunks += 1
                 if progress is not None:

@@ -6,8 +6,8 @@ Rules:
    nothing behind for long.
 2. Flow-control requests are answered when the reader takes that point of the stream off the
    queue, not by a poller: the server sends at the reader's pace and never stalls for 250 ms.
-3. A gap in consumer sequences, or heartbeats missing for three intervals (server restart,
-   reconnect, lost consumer), recreates the consumer from the last stream sequence + 1: the
+3. A reconnect of the connection, a gap in consumer sequences, or heartbeats missing for three
+   intervals (lost consumer) recreates the consumer from the last stream sequence + 1: the
    reader sees every message once, in order, across outages.
 """
 
@@ -32,6 +32,8 @@ from osfs.store.translate import translated
 log = logging.getLogger(__name__)
 
 DeliverPolicy = Literal["all", "last_per_subject", "new"]
+#: Seconds between checks for a reconnect of the connection.
+RECONNECT_POLL = 0.25
 _NS = 1_000_000_000
 
 
@@ -216,14 +218,29 @@ class OrderedConsumer:
         return Delivered(subject=msg.subject, data=msg.data, headers=headers, info=info)
 
     async def _watch_heartbeats(self) -> None:
-        """Recreate the consumer when the server has been silent for three heartbeats."""
+        """Recreate the consumer after a reconnect, or when the server fell silent.
+
+        A reconnect is acted on at once (within :data:`RECONNECT_POLL` seconds): after a server
+        restart the ephemeral consumer is gone, and waiting for three missed heartbeats would
+        leave the reader stale for 15 s.
+        """
+        reconnects = self._reconnects()
         while True:
-            await asyncio.sleep(self._heartbeat)
+            await asyncio.sleep(min(self._heartbeat, RECONNECT_POLL))
+            now_reconnects = self._reconnects()
             silent = time.monotonic() - self._last_activity
-            if silent < 3 * self._heartbeat or not self._queue.empty():
+            if now_reconnects != reconnects and self._api.nc.is_connected:
+                why = "reconnected"
+            elif silent >= 3 * self._heartbeat and self._queue.empty():
+                why = f"no heartbeat for {silent:.1f}s"
+            else:
                 continue
             try:
-                await self._reset(f"no heartbeat for {silent:.1f}s")
+                await self._reset(why)
+                reconnects = now_reconnects
             except errors.OsfsError as exc:
                 log.info("consumer on %s: cannot recreate yet: %s", self._filter, exc)
                 self._last_activity = time.monotonic()
+
+    def _reconnects(self) -> int:
+        return int(self._api.nc.stats.get("reconnects", 0))

@@ -3,7 +3,8 @@
 Hashing costs about 0.65 ms per MiB of event-loop time, a fifth of a put's budget. hashlib
 releases the GIL for large buffers, so one worker thread hashes batches of about 1 MiB while the
 loop keeps publishing. A single worker keeps the order. Objects under one batch are hashed
-inline: a thread hop would cost more than it saves.
+inline: a thread hop would cost more than it saves. At most one batch waits while another is
+hashed, so a busy machine slows the put down instead of queueing its bytes in memory.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ class Digester:
         self._batched = 0
         self._last: asyncio.Future[None] | None = None
 
-    def update(self, chunk: bytes) -> None:
-        """Add the next chunk."""
+    async def update(self, chunk: bytes) -> None:
+        """Add the next chunk (waits only when the worker is a whole batch behind)."""
         self._batch.append(chunk)
         self._batched += len(chunk)
         if self._batched >= BATCH_BYTES:
+            if self._last is not None and not self._last.done():
+                await self._last
             self._submit()
 
     def _submit(self) -> None:

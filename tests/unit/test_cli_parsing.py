@@ -10,14 +10,20 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from osfs import cli
-from osfs.cli_output import ProgressBar, format_duration, format_size, render_table
+from osfs.cli import failures, logs, mounting, options, parser, transfer, values
+from osfs.cli.context import ConnectFlags, display_url, resolve
+from osfs.cli.output import ProgressBar, format_duration, format_size, render_table
 from osfs.core import errors
-from osfs.nats_context import ConnectFlags, display_url, resolve
+from osfs.core.posix import MountDefaults
+from osfs.store import ConnectOptions
 
 # Argument values ------------------------------------------------------------------------------
 
@@ -40,13 +46,13 @@ from osfs.nats_context import ConnectFlags, display_url, resolve
     ],
 )
 def test_durations(text: str, seconds: float) -> None:
-    assert cli.parse_duration(text) == pytest.approx(seconds)
+    assert values.parse_duration(text) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("text", ["", "s", "3x", "1H", "1M", "-5s", "h2", "2h x", "1h-1m", "inf"])
 def test_bad_durations_say_what_is_allowed(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="invalid duration"):
-        cli.parse_duration(text)
+        values.parse_duration(text)
 
 
 @pytest.mark.parametrize(
@@ -67,18 +73,18 @@ def test_bad_durations_say_what_is_allowed(text: str) -> None:
     ],
 )
 def test_sizes_are_binary_like_the_nats_cli(text: str, size: int) -> None:
-    assert cli.parse_size(text) == size
+    assert values.parse_size(text) == size
 
 
 @pytest.mark.parametrize("text", ["", "MiB", "10Ki", "10 XB", "-1", "1e3", "ten"])
 def test_bad_sizes(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="invalid size"):
-        cli.parse_size(text)
+        values.parse_size(text)
 
 
 def test_chunk_size_must_be_positive() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="at least 1 byte"):
-        cli.parse_positive_size("0")
+        values.parse_positive_size("0")
 
 
 @pytest.mark.parametrize(
@@ -91,13 +97,13 @@ def test_chunk_size_must_be_positive() -> None:
     ],
 )
 def test_key_value(text: str, pair: tuple[str, str]) -> None:
-    assert cli.parse_key_value(text) == pair
+    assert values.parse_key_value(text) == pair
 
 
 @pytest.mark.parametrize("text", ["k", "=v", " =v", ""])
 def test_bad_key_value(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
-        cli.parse_key_value(text)
+        values.parse_key_value(text)
 
 
 @pytest.mark.parametrize(
@@ -111,18 +117,18 @@ def test_bad_key_value(text: str) -> None:
     ],
 )
 def test_headers_in_either_form(text: str, pair: tuple[str, str]) -> None:
-    assert cli.parse_header(text) == pair
+    assert values.parse_header(text) == pair
 
 
 @pytest.mark.parametrize("text", ["NoSeparator", "=v", "Bad Name=v", "Bad\tName: v"])
 def test_bad_headers(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="invalid header"):
-        cli.parse_header(text)
+        values.parse_header(text)
 
 
 def test_repeated_headers_keep_every_value_in_order() -> None:
     pairs = [("A", "1"), ("B", "x"), ("A", "2")]
-    assert cli.collect_headers(pairs) == {"A": ("1", "2"), "B": ("x",)}
+    assert values.collect_headers(pairs) == {"A": ("1", "2"), "B": ("x",)}
 
 
 @pytest.mark.parametrize(
@@ -135,7 +141,7 @@ def test_repeated_headers_keep_every_value_in_order() -> None:
     ],
 )
 def test_default_object_name_is_cleaned_like_the_nats_cli(path: str, name: str) -> None:
-    assert cli.default_object_name(path) == name
+    assert transfer.default_object_name(path) == name
 
 
 @pytest.mark.parametrize(
@@ -147,20 +153,22 @@ def test_default_object_name_is_cleaned_like_the_nats_cli(path: str, name: str) 
     ],
 )
 def test_global_options_go_before_or_after_the_command(argv: list[str]) -> None:
-    args = cli.build_parser().parse_args(argv)
+    args = parser.build_parser().parse_args(argv)
     assert args.json is True
     assert args.server == ["nats://a:4222"]
 
 
 def test_global_option_before_the_command_is_not_reset_by_its_default() -> None:
-    args = cli.build_parser().parse_args(["--timeout", "9", "-q", "ls"])
+    args = parser.build_parser().parse_args(["--timeout", "9", "-q", "ls"])
     assert args.timeout == 9.0
     assert args.quiet is True
 
 
 def test_repeated_and_comma_separated_servers_are_one_list() -> None:
-    args = cli.build_parser().parse_args(["-s", "nats://a:1,nats://b:2", "-s", "nats://c:3", "ls"])
-    assert cli.connect_flags(args).servers == ("nats://a:1", "nats://b:2", "nats://c:3")
+    args = parser.build_parser().parse_args(
+        ["-s", "nats://a:1,nats://b:2", "-s", "nats://c:3", "ls"]
+    )
+    assert options.connect_flags(args).servers == ("nats://a:1", "nats://b:2", "nats://c:3")
 
 
 # Where osfs connects ----------------------------------------------------------------------------
@@ -326,29 +334,29 @@ def test_display_url_drops_credentials(url: str, shown: str) -> None:
         (FileNotFoundError(2, "No such file"), 1),
         (RuntimeError("bug"), 1),
         (KeyboardInterrupt(), 130),
-        (cli.CommandError("x", code=2), 2),
+        (failures.CommandError("x", code=2), 2),
     ],
 )
 def test_exit_codes(exc: BaseException, code: int) -> None:
-    assert cli.exit_code_for(exc) == code
-    assert code in cli.EXIT_CODES
+    assert failures.exit_code_for(exc) == code
+    assert code in failures.EXIT_CODES
 
 
 def test_every_documented_code_is_in_the_main_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--help"]) == 0
     text = capsys.readouterr().out
-    for code, meaning in cli.EXIT_CODES.items():
+    for code, meaning in failures.EXIT_CODES.items():
         assert f"{code:>3}  {meaning}" in text
 
 
 def test_error_line_is_one_line_with_a_hint() -> None:
-    line = cli.error_line(errors.ObjectNotFoundError("object 'a' not found"), bucket="photos")
+    line = failures.error_line(errors.ObjectNotFoundError("object 'a' not found"), bucket="photos")
     assert line == "osfs: error: object 'a' not found (list objects with 'osfs ls photos')"
-    assert "\n" not in cli.error_line(errors.OsfsError("two\nlines"))
+    assert "\n" not in failures.error_line(errors.OsfsError("two\nlines"))
 
 
 def test_error_line_for_an_unexpected_exception_points_at_debugging() -> None:
-    line = cli.error_line(KeyError("k"))
+    line = failures.error_line(KeyError("k"))
     assert line.startswith("osfs: error: unexpected KeyError")
     assert "OSFS_DEBUG=1" in line
 
@@ -384,6 +392,232 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip().startswith("osfs ")
 
 
+# osfs mount and osfs umount ---------------------------------------------------------------------
+
+
+def _mount_args(*extra: str) -> argparse.Namespace:
+    return parser.build_parser().parse_args(["mount", "photos", "/mnt/photos", *extra])
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"),
+    [
+        ("0644", 0o644),
+        ("644", 0o644),
+        ("0o755", 0o755),
+        (" 600 ", 0o600),
+        ("0", 0),
+        ("1777", 0o1777),
+        ("07777", 0o7777),
+    ],
+)
+def test_modes_are_octal_like_chmod(text: str, mode: int) -> None:
+    assert values.parse_mode(text) == mode
+
+
+@pytest.mark.parametrize("text", ["", "9", "0o", "0x1ff", "rw-r--r--", "-644", "17777", "6 44"])
+def test_bad_modes(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid mode"):
+        values.parse_mode(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "options"),
+    [
+        ("allow_other", ("allow_other",)),
+        ("allow_other,ro", ("allow_other", "ro")),
+        (" ro , noatime ,", ("ro", "noatime")),
+        ("a,,max_read=131072", ("a", "max_read=131072")),
+    ],
+)
+def test_fuse_options_split_on_commas(text: str, options: tuple[str, ...]) -> None:
+    assert values.parse_fuse_options(text) == options
+
+
+@pytest.mark.parametrize("text", ["", ",", " , "])
+def test_empty_fuse_options_are_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid -o"):
+        values.parse_fuse_options(text)
+
+
+@pytest.mark.parametrize(("text", "value"), [("0", 0), ("1000", 1000), ("4294967294", 2**32 - 2)])
+def test_ids(text: str, value: int) -> None:
+    assert values.parse_id(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "-1", "root", "4294967295", "1e3", "١"])
+def test_bad_ids(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid id"):
+        values.parse_id(text)
+
+
+def test_mount_defaults() -> None:
+    args = _mount_args()
+    assert (args.bucket, args.mountpoint) == ("photos", "/mnt/photos")
+    flags = (args.foreground, args.read_only, args.allow_other, args.systemd)
+    assert flags == (False, False, False, False)
+    assert args.fuse_options == []
+    assert (args.file_mode, args.dir_mode) == (0o644, 0o755)
+    assert (args.uid, args.gid) == (None, None)
+    assert args.cache_size == 256 * 1024**2
+    assert (args.log_level, args.log_file, args.ready_fd) == ("info", None, None)
+
+
+def test_mount_options_from_the_defaults() -> None:
+    connect = ConnectOptions(servers=("nats://127.0.0.1:4222",))
+    options = mounting.mount_options(_mount_args(), connect, create_bucket=True)
+    assert (options.bucket, options.mountpoint) == ("photos", Path("/mnt/photos"))
+    assert options.connect is connect
+    assert options.create_bucket
+    assert (options.read_only, options.allow_other) == (False, False)
+    assert options.fuse_options == ()
+    assert options.defaults == MountDefaults(
+        uid=os.getuid(), gid=os.getgid(), file_mode=0o644, dir_mode=0o755
+    )
+    assert options.cache_size == 256 * 1024**2
+    assert (options.foreground, options.systemd) == (False, False)
+    assert options.ready_fd is None
+
+
+def test_mount_options_as_given() -> None:
+    args = _mount_args(
+        *("-f", "--read-only", "--file-mode", "600", "--dir-mode", "0o700"),
+        *("--uid", "1234", "--gid", "99", "--cache-size", "1GiB", "--systemd"),
+        *("--log-level", "debug", "--log-file", "/tmp/m.log", "--ready-fd", "7"),
+    )
+    options = mounting.mount_options(args, ConnectOptions(), create_bucket=False)
+    assert options.defaults == MountDefaults(uid=1234, gid=99, file_mode=0o600, dir_mode=0o700)
+    assert (options.foreground, options.read_only, options.systemd) == (True, True, True)
+    assert (options.cache_size, options.ready_fd) == (1024**3, 7)
+    assert not options.create_bucket
+    assert (args.log_level, args.log_file) == ("debug", "/tmp/m.log")
+
+
+def test_o_ro_and_allow_other_are_the_flags_and_the_rest_passes_through() -> None:
+    args = _mount_args("-o", "allow_other,noatime", "-o", "ro", "-o", "noatime,max_read=131072")
+    assert args.fuse_options == [
+        ("allow_other", "noatime"),
+        ("ro",),
+        ("noatime", "max_read=131072"),
+    ]
+    assert mounting.fuse_flags(args) == mounting.FuseFlags(
+        read_only=True, allow_other=True, passthrough=("noatime", "max_read=131072")
+    )
+
+
+def test_read_only_and_allow_other_flags_without_o() -> None:
+    assert mounting.fuse_flags(_mount_args()) == mounting.FuseFlags(False, False, ())
+    flags = mounting.fuse_flags(_mount_args("--read-only", "--allow-other"))
+    assert flags == mounting.FuseFlags(True, True, ())
+
+
+def test_mountpoint_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert mounting.mountpoint_path("mnt/../photos") == tmp_path / "photos"
+    assert mounting.mountpoint_path("~/photos") == tmp_path / "home" / "photos"
+
+
+def test_mount_help_hides_ready_fd_and_teaches_by_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["mount", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--ready-fd" not in text
+    assert "osfs mount photos ~/photos" in text
+    assert "osfs mount photos /mnt/photos -o allow_other --read-only" in text
+    assert "osfs umount ~/photos" in text
+    assert "$XDG_STATE_HOME/osfs/mount-BUCKET.log" in text
+
+
+def test_umount_options() -> None:
+    assert not parser.build_parser().parse_args(["umount", "/mnt/photos"]).lazy
+    assert parser.build_parser().parse_args(["umount", "-l", "/mnt/photos"]).lazy
+    assert parser.build_parser().parse_args(["umount", "/mnt/photos", "--lazy"]).lazy
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mount", "photos"],
+        ["mount", "photos", "/m", "--file-mode", "8"],
+        ["mount", "photos", "/m", "--dir-mode", "rwx"],
+        ["mount", "photos", "/m", "--uid", "me"],
+        ["mount", "photos", "/m", "-o", ""],
+        ["mount", "photos", "/m", "--log-level", "trace"],
+        ["mount", "photos", "/m", "--cache-size", "0"],
+        ["mount", "bad.name", "/m"],
+        ["umount"],
+    ],
+)
+def test_bad_mount_arguments_are_usage_errors(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An unreachable server: a mount that got past its arguments would fail otherwise.
+    assert cli.main(["--server", "nats://127.0.0.1:1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("osfs: error: ")
+    assert err.count("\n") == 1
+
+
+def test_mount_failures_have_their_own_exit_status() -> None:
+    assert failures.exit_code_for(errors.MountError("mountpoint /m does not exist")) == 9
+    assert failures.EXIT_CODES[9].startswith("mount failed")
+    line = failures.error_line(errors.MountError("mountpoint /m is not empty"), bucket="photos")
+    assert line == "osfs: error: mountpoint /m is not empty"
+
+
+def test_background_mounts_log_under_xdg_state_home(tmp_path: Path) -> None:
+    home = {"HOME": str(tmp_path)}
+    expected = tmp_path / ".local" / "state" / "osfs" / "mount-photos.log"
+    assert logs.default_log_file("photos", home) == expected
+    assert logs.default_log_file("photos", {**home, "XDG_STATE_HOME": "relative"}) == expected
+    state = {**home, "XDG_STATE_HOME": str(tmp_path / "state")}
+    assert logs.default_log_file("photos", state) == tmp_path / "state/osfs/mount-photos.log"
+
+
+def test_log_goes_to_the_file_given_else_stderr_in_the_foreground(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    default = logs.default_log_file("b", env)
+    assert logs.log_destination(None, background=False, bucket="b", env=env) is None
+    assert logs.log_destination(None, background=True, bucket="b", env=env) == default
+    for background in (False, True):
+        chosen = logs.log_destination("/l/m.log", background=background, bucket="b", env=env)
+        assert chosen == Path("/l/m.log")
+
+
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """The root logger, with the handlers and level a test adds taken away again."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield root
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+
+
+def test_log_file_and_its_directory_are_created(
+    root_logger: logging.Logger, tmp_path: Path
+) -> None:
+    destination = tmp_path / "state" / "osfs" / "mount-b.log"
+    logs.configure("warning", destination)
+    logging.getLogger("osfs.test").info("not at warning")
+    logging.getLogger("osfs.test").warning("mounted")
+    text = destination.read_text()
+    assert "WARNING osfs.test: mounted" in text
+    assert "not at warning" not in text
+
+
+def test_unwritable_log_file_is_one_error(root_logger: logging.Logger, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(failures.CommandError, match="cannot write the log file"):
+        logs.configure("info", tmp_path / "file" / "m.log")
+
+
 # The formatting the parsers mirror ------------------------------------------------------------
 
 
@@ -404,7 +638,7 @@ def test_format_size(size: int, text: str) -> None:
 
 def test_format_duration_round_trips_through_parse() -> None:
     for text in ("30s", "2h", "7d", "1d2h3m4s"):
-        assert format_duration(cli.parse_duration(text)) == text
+        assert format_duration(values.parse_duration(text)) == text
     assert format_duration(0) == "forever"
 
 

@@ -1,0 +1,77 @@
+"""``stat`` attributes for inode-table nodes: one place that turns a node into what FUSE shows.
+
+Rules:
+1. Type and permissions come from ``osfs.core.posix`` (stored keys, else the mount's defaults);
+   size from the object; mtime from ``osfs.mtime`` or the server's timestamp; ctime is the
+   server's timestamp of the current document.
+2. Timeouts are a safety net only: the watcher invalidates the kernel's caches on every change,
+   so a missed invalidation is stale for at most :data:`CACHE_TIMEOUT` seconds.
+"""
+
+from __future__ import annotations
+
+import stat
+
+import pyfuse3
+
+from osfs.core.inodes import Kind, Node
+from osfs.core.posix import MountDefaults, PosixAttrs, attrs_of, implicit_dir_attrs
+
+#: Seconds the kernel may trust an entry or attributes without asking again.
+CACHE_TIMEOUT = 1.0
+#: ``st_blksize``: the default chunk size, the unit the store reads in.
+BLOCK_SIZE = 128 * 1024
+
+
+def entry_attributes(
+    node: Node, defaults: MountDefaults, *, started_ns: int, link_target: str = ""
+) -> pyfuse3.EntryAttributes:
+    """The attributes of ``node``.
+
+    Args:
+        node: a node of the inode table.
+        defaults: the mount's mode, uid and gid for objects that carry none.
+        started_ns: the time shown for implicit directories (the mount's start).
+        link_target: a symlink's target (its length is the symlink's size, as POSIX has it).
+    """
+    posix = _posix_of(node, defaults, started_ns)
+    entry = pyfuse3.EntryAttributes()
+    entry.st_ino = pyfuse3.InodeT(node.ino)
+    entry.generation = 0
+    entry.entry_timeout = CACHE_TIMEOUT
+    entry.attr_timeout = CACHE_TIMEOUT
+    entry.st_mode = pyfuse3.ModeT(posix.mode)
+    entry.st_nlink = node.nlink
+    entry.st_uid = posix.uid
+    entry.st_gid = posix.gid
+    entry.st_rdev = 0
+    size = len(link_target.encode()) if node.kind is Kind.SYMLINK else _size_of(node)
+    entry.st_size = size
+    entry.st_blksize = BLOCK_SIZE
+    entry.st_blocks = (size + 511) // 512
+    entry.st_mtime_ns = posix.mtime_ns
+    entry.st_atime_ns = posix.mtime_ns
+    info = node.info or node.marker_info
+    entry.st_ctime_ns = info.mtime_ns if info is not None else started_ns
+    return entry
+
+
+def _posix_of(node: Node, defaults: MountDefaults, started_ns: int) -> PosixAttrs:
+    if node.kind is Kind.DIR:
+        if node.marker_info is not None:
+            attrs = attrs_of(node.marker_info, defaults)
+            return PosixAttrs(
+                mode=stat.S_IFDIR | stat.S_IMODE(attrs.mode),
+                uid=attrs.uid,
+                gid=attrs.gid,
+                mtime_ns=attrs.mtime_ns,
+            )
+        return implicit_dir_attrs(defaults, mtime_ns=started_ns)
+    assert node.info is not None
+    return attrs_of(node.info, defaults)
+
+
+def _size_of(node: Node) -> int:
+    if node.kind is Kind.DIR or node.info is None:
+        return 0
+    return node.info.size

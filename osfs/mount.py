@@ -1,0 +1,226 @@
+"""``osfs mount``: the composition root that wires store, watcher, reader and FUSE together.
+
+Order of start: check the mountpoint -> connect and bind the bucket (across the bridge) -> load
+the watcher's snapshot into the inode table -> mount (pyfuse3.init) -> tell the waiting parent
+or systemd we are ready -> serve. Order of stop (SIGTERM, SIGINT, ``osfs umount`` or
+``fusermount3 -u``): leave pyfuse3.main -> unmount -> stop the watcher -> close the connection.
+
+Background mode (the default) re-runs the same command in the foreground as a detached child
+and returns once the child reports "ready" on a pipe, or its error: the exit status of
+``osfs mount`` always tells whether the folder is mounted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from osfs.bridge import BridgedStore
+from osfs.core import errors
+from osfs.core.posix import MountDefaults
+from osfs.fs.notify import sd_notify
+from osfs.fs.ops import OsfsOperations
+from osfs.fs.session import open_filesystem
+from osfs.store import ConnectOptions
+
+log = logging.getLogger(__name__)
+
+#: Seconds the parent waits for a background mount to report.
+READY_TIMEOUT = 60.0
+DEFAULT_CACHE_SIZE = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MountOptions:
+    """Everything ``osfs mount`` was asked to do.
+
+    Attributes:
+        bucket: the bucket to mount.
+        mountpoint: an empty directory.
+        connect: where and how to connect.
+        create_bucket: create a missing bucket (the embedded server's mode).
+        read_only: refuse every change (EROFS); a sealed bucket is read-only anyway.
+        allow_other: let other users see the mount (FUSE ``allow_other``).
+        fuse_options: further ``-o`` options passed to FUSE.
+        defaults: mode, uid and gid for objects that carry none.
+        cache_size: bytes of chunk cache.
+        foreground: serve in this process instead of a detached child.
+        ready_fd: (internal) the pipe to report readiness to the parent on.
+        systemd: send sd_notify READY/STOPPING.
+    """
+
+    bucket: str
+    mountpoint: Path
+    connect: ConnectOptions
+    defaults: MountDefaults
+    create_bucket: bool = False
+    read_only: bool = False
+    allow_other: bool = False
+    fuse_options: tuple[str, ...] = ()
+    cache_size: int = DEFAULT_CACHE_SIZE
+    foreground: bool = False
+    ready_fd: int | None = None
+    systemd: bool = False
+
+
+def check_mountpoint(path: Path) -> None:
+    """Refuse a mountpoint that is missing, not a directory, not empty, or already mounted.
+
+    Raises:
+        MountError: with a message that names the problem.
+    """
+    if not os.path.exists("/dev/fuse"):
+        raise errors.MountError("/dev/fuse is missing: load the fuse module (modprobe fuse)")
+    if not path.exists():
+        raise errors.MountError(f"mountpoint {path} does not exist (create it with mkdir)")
+    if not path.is_dir():
+        raise errors.MountError(f"mountpoint {path} is not a directory")
+    if os.path.ismount(path):
+        raise errors.MountError(f"{path} is already a mountpoint (unmount it first)")
+    try:
+        if any(path.iterdir()):
+            raise errors.MountError(f"mountpoint {path} is not empty")
+    except PermissionError as exc:
+        raise errors.MountError(f"cannot read mountpoint {path}: {exc}") from exc
+
+
+def fuse_options_for(options: MountOptions) -> set[str]:
+    """The FUSE mount options: ours, then the user's ``-o`` list."""
+    chosen = set(pyfuse3.default_options)  # default_permissions: the kernel checks modes
+    chosen.add(f"fsname=osfs:{options.bucket}")
+    chosen.add("subtype=osfs")
+    if options.read_only:
+        chosen.add("ro")
+    if options.allow_other:
+        chosen.add("allow_other")
+    chosen.update(options.fuse_options)
+    return chosen
+
+
+def run(options: MountOptions, argv: Sequence[str]) -> int:
+    """Mount and serve (foreground) or start a detached child and wait until it is ready.
+
+    Args:
+        options: the parsed mount request.
+        argv: the command's own arguments, re-used to start the background child.
+
+    Raises:
+        MountError, StoreUnavailableError, BucketNotFoundError, ...: the mount did not happen.
+    """
+    check_mountpoint(options.mountpoint)
+    if not options.foreground:
+        return _start_in_background(argv)
+    trio.run(_serve, options)
+    return 0
+
+
+def _start_in_background(argv: Sequence[str]) -> int:
+    read_end, write_end = os.pipe()
+    command = [sys.executable, "-m", "osfs", *argv, "--foreground", "--ready-fd", str(write_end)]
+    child = subprocess.Popen(
+        command,
+        pass_fds=(write_end,),
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "r") as reports:
+        report = reports.readline().strip()
+    if report == "ready":
+        return 0
+    child.wait(timeout=READY_TIMEOUT)
+    # "error <ErrorClass>: message": raise the same kind, so the exit code says what failed.
+    kind, _, message = report.removeprefix("error ").partition(": ")
+    error = getattr(errors, kind, None)
+    if isinstance(error, type) and issubclass(error, errors.OsfsError) and message:
+        raise error(message)
+    raise errors.MountError(report or "the mount process exited before it was ready")
+
+
+def _report(options: MountOptions, message: str) -> None:
+    if options.ready_fd is not None:
+        try:
+            os.write(options.ready_fd, (message + "\n").encode())
+            os.close(options.ready_fd)
+        except OSError:
+            pass
+    if options.systemd and message == "ready":
+        sd_notify("READY=1")
+
+
+async def _serve(options: MountOptions) -> None:
+    try:
+        store = await BridgedStore.open(
+            options.connect, options.bucket, create=options.create_bucket
+        )
+    except errors.OsfsError as exc:
+        _report(options, f"error {type(exc).__name__}: {exc}")
+        raise
+    try:
+        async with open_filesystem(store, options.defaults, options.cache_size) as filesystem:
+            await _mount_and_serve(options, filesystem)
+    finally:
+        await store.aclose()
+
+
+async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) -> None:
+    if filesystem.sealed:
+        log.info("bucket %s is sealed: mounting read-only", options.bucket)
+        options = replace(options, read_only=True)
+    try:
+        pyfuse3.init(filesystem, str(options.mountpoint), fuse_options_for(options))
+    except RuntimeError as exc:
+        _report(options, f"error MountError: cannot mount {options.mountpoint}: {exc}")
+        raise errors.MountError(f"cannot mount {options.mountpoint}: {exc}") from exc
+    log.info("mounted bucket %s at %s", options.bucket, options.mountpoint)
+    clean = False
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signals)
+            _report(options, "ready")
+            await pyfuse3.main()
+            nursery.cancel_scope.cancel()
+        clean = True
+    finally:
+        if options.systemd:
+            sd_notify("STOPPING=1")
+        pyfuse3.close(unmount=clean)
+        log.info("unmounted %s", options.mountpoint)
+
+
+async def _stop_on_signals() -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("received %s: unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            return
+
+
+def unmount(mountpoint: Path, *, lazy: bool = False) -> None:
+    """Unmount an osfs mount (``osfs umount``).
+
+    Raises:
+        MountError: not mounted, or busy.
+    """
+    if not os.path.ismount(mountpoint):
+        raise errors.MountError(f"{mountpoint} is not mounted")
+    command = ["fusermount3", "-u", *(["-z"] if lazy else []), str(mountpoint)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise errors.MountError("fusermount3 is missing (install the fuse3 package)") from exc
+    if done.returncode != 0:
+        reason = done.stderr.strip() or f"fusermount3 exited with {done.returncode}"
+        hint = " (a program still uses it; try --lazy)" if "busy" in reason.lower() else ""
+        raise errors.MountError(f"cannot unmount {mountpoint}: {reason}{hint}")
