@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
@@ -52,7 +52,6 @@ class ConnectOptions:
     name: str = "osfs"
     connect_timeout: float = 2.0
     request_timeout: float = 5.0
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Connection:

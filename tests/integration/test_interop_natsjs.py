@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import random
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from osfs.core.meta import DEFAULT_CHUNK_SIZE, ObjectInfo, ObjectLink, ObjectMet
 from osfs.store import ConnectOptions, ObjectStore, ObjectStoreManager, open_connection
 from tests.support import natspy_peer as peer
 from tests.support.aio import run
+from tests.support.data import payload
 from tests.support.natsjs import JsonDict, NatsJs, NatsJsError, NatsJsSetupError
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
@@ -41,10 +41,6 @@ T = TypeVar("T")
 def sha256_digest(data: bytes) -> str:
     """The digest string every official client writes (wire.md §3.3)."""
     return "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode("ascii")
-
-
-def payload(size: int, seed: int = 5) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def chunk_count(size: int, chunk_size: int) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from osfs.core.meta import DEFAULT_CHUNK_SIZE, ObjectMeta
 from osfs.store import ConnectOptions, ObjectStore, ObjectStoreManager, open_connection
 from tests.support import natspy_peer as peer
 from tests.support.aio import run
+from tests.support.data import payload
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
@@ -64,10 +64,6 @@ def assert_go_document(raw: peer.RawMeta) -> None:
         assert char.encode() not in raw.payload, raw.payload
     assert raw.doc["mtime"] != ""
     assert raw.headers.get("Nats-Rollup") == "sub"
-
-
-def payload(size: int, seed: int = 7) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def chunk_count(size: int, chunk_size: int) -> int:

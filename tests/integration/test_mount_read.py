@@ -35,6 +35,7 @@ from osfs.core.subjects import chunk_subject, meta_subject, stream_name
 from osfs.store import ObjectStore
 from tests.support import natspy_peer as peer
 from tests.support.aio import run
+from tests.support.data import payload
 from tests.support.mounting import (
     MountedProcess,
     clean_env,
@@ -72,16 +73,6 @@ OSFS_META = {
 }
 #: What nats.js writes (it keeps metadata): permission bits alone, a time before 1970.
 JS_META = {"osfs.mode": "755", "osfs.mtime": "-1000000000"}
-
-
-def payload(size: int, seed: int = 1) -> bytes:
-    """Deterministic, incompressible-looking bytes."""
-    out = bytearray()
-    block = hashlib.sha256(seed.to_bytes(8, "big")).digest()
-    while len(out) < size:
-        out += block
-        block = hashlib.sha256(block).digest()
-    return bytes(out[:size])
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import os
 import stat
 import statistics
@@ -26,6 +25,7 @@ from osfs.core.meta import ObjectInfo, ObjectMeta
 from osfs.store import Connection, ConnectOptions, ObjectStore, open_connection
 from tests.support import natspy_peer as peer
 from tests.support.aio import run
+from tests.support.data import payload
 from tests.support.mounting import (
     MountedProcess,
     io_errno,
@@ -46,16 +46,6 @@ SHOWS_WITHIN = 2.0
 #: Changes timed by the latency test.
 LATENCY_SAMPLES = 50
 CALL_TIMEOUT = 30.0
-
-
-def payload(size: int, seed: int = 1) -> bytes:
-    """Deterministic, incompressible-looking bytes."""
-    out = bytearray()
-    block = hashlib.sha256(seed.to_bytes(8, "big")).digest()
-    while len(out) < size:
-        out += block
-        block = hashlib.sha256(block).digest()
-    return bytes(out[:size])
 
 
 class Writer:

