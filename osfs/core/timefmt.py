@@ -47,7 +47,11 @@ def format_rfc3339_ns(ns: int) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
     moment = _EPOCH + timedelta(seconds=seconds)
     # Not strftime("%Y"): glibc does not zero-pad years below 1000 (Go's zero time is year 1).
-    stamp = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
+    # Field by field is also faster than strftime, and every put writes one of these.
+    stamp = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
     if nanos:
         stamp += "." + f"{nanos:09d}".rstrip("0")
     return stamp + "Z"

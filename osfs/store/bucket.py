@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import tempfile
@@ -311,9 +310,9 @@ class ObjectStore:
         """The payloads of chunks ``positions`` of an indexed version, fetched concurrently.
 
         Raises:
-            ObjectNotFoundError: the version was replaced or deleted meanwhile.
+            StaleVersionError: the version was replaced or deleted meanwhile.
         """
-        return list(await asyncio.gather(*(self._fetcher.chunk(index, i) for i in positions)))
+        return await self._fetcher.chunks(index, positions)
 
     async def read_range(self, info: ObjectInfo, offset: int, length: int) -> bytes:
         """``length`` bytes of ``info``'s version at ``offset``, reading only the chunks touched.
@@ -481,7 +480,7 @@ class ObjectResult:
     def __init__(self, info: ObjectInfo, fetcher: ChunkFetcher) -> None:
         self.info = info
         self._chunks = fetcher.stream(info)
-        self._sha = hashlib.sha256()
+        self._digester = Digester()
         self._size = 0
         self._checked = False
 
@@ -496,12 +495,12 @@ class ObjectResult:
 
     async def _iterate(self) -> AsyncIterator[bytes]:
         async for chunk in self._chunks:
-            self._sha.update(chunk)
+            await self._digester.update(chunk)
             self._size += len(chunk)
             yield chunk
-        self._verify()
+        await self._verify()
 
-    def _verify(self) -> None:
+    async def _verify(self) -> None:
         if self._checked:
             return
         self._checked = True
@@ -509,7 +508,7 @@ class ObjectResult:
             raise errors.DigestMismatchError(
                 f"object {self.info.name!r}: read {self._size} bytes, meta says {self.info.size}"
             )
-        if self.info.digest and parse_digest(self.info.digest) != self._sha.digest():
+        if self.info.digest and parse_digest(self.info.digest) != await self._digester.digest():
             raise errors.DigestMismatchError(
                 f"object {self.info.name!r}: received a corrupt object, digests do not match"
             )

@@ -1,10 +1,11 @@
-"""The SHA-256 of a put, computed beside the publishing instead of in its way.
+"""The SHA-256 of a put or a get, computed beside the transfer instead of in its way.
 
-Hashing costs about 0.65 ms per MiB of event-loop time, a fifth of a put's budget. hashlib
-releases the GIL for large buffers, so one worker thread hashes batches of about 1 MiB while the
-loop keeps publishing. A single worker keeps the order. Objects under one batch are hashed
-inline: a thread hop would cost more than it saves. At most one batch waits while another is
-hashed, so a busy machine slows the put down instead of queueing its bytes in memory.
+Hashing costs about 0.65 ms per MiB of event-loop time, a fifth to a third of a transfer's
+budget. hashlib releases the GIL for large buffers, so one worker thread hashes batches of about
+1 MiB while the loop keeps publishing or receiving. A single worker keeps the order. Objects
+under one batch are hashed inline: a thread hop would cost more than it saves. At most one batch
+waits while another is hashed, so a busy machine slows the transfer down instead of queueing
+its bytes in memory.
 """
 
 from __future__ import annotations

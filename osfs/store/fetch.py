@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
@@ -311,12 +311,42 @@ class ChunkFetcher:
             ) from exc
         return msg.data
 
+    async def chunks(self, index: ChunkIndex, positions: Sequence[int]) -> list[bytes]:
+        """The payloads of chunks ``positions``, in that order, fetched concurrently.
+
+        Runs of chunks at consecutive sequences (the usual layout) go as batch Direct Gets of up
+        to :data:`BATCH`, the rest one Direct Get each; a batch that does not return exactly the
+        sequences expected falls back to single gets for that run.
+        """
+        runs: list[list[int]] = []
+        for position in positions:
+            run = runs[-1] if runs else None
+            if (
+                run is not None
+                and len(run) < BATCH
+                and position == run[-1] + 1
+                and index.seqs[position] == index.seqs[run[-1]] + 1
+            ):
+                run.append(position)
+            else:
+                runs.append([position])
+        fetched = await asyncio.gather(*(self._run(index, run) for run in runs))
+        return [data for run in fetched for data in run]
+
+    async def _run(self, index: ChunkIndex, run: list[int]) -> list[bytes]:
+        if len(run) > 1:
+            first = index.seqs[run[0]]
+            msgs = await self.batch(first, chunk_subject(self._bucket, index.nuid), len(run))
+            if [msg.seq for msg in msgs] == [first + i for i in range(len(run))]:
+                return [msg.data for msg in msgs]
+        return list(await asyncio.gather(*(self.chunk(index, i) for i in run)))
+
     async def read_range(self, index: ChunkIndex, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset`` (fewer at the end), fetching only the chunks touched."""
         span = index.span(offset, length)
         if not span:
             return b""
-        datas = await asyncio.gather(*(self.chunk(index, i) for i in span))
+        datas = await self.chunks(index, span)
         start = offset - index.offsets[span[0]]
         joined = b"".join(datas)
         return joined[start : start + min(length, index.size - offset)]
