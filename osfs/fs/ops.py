@@ -82,7 +82,6 @@ class OsfsOperations(pyfuse3.Operations):
         self._page_version: dict[Inode, str] = {}
         self._next_handle = itertools.count(1)
         self._statfs: tuple[float, pyfuse3.StatvfsData] | None = None
-        self.watcher: object | None = None  # set by open_filesystem, for statistics
 
     # Helpers --------------------------------------------------------------------------------
 

@@ -45,7 +45,6 @@ async def open_filesystem(
         watcher = Watcher(store, table, invalidator or KernelInvalidator())
         async with trio.open_nursery() as nursery:
             await nursery.start(watcher.run)
-            operations.watcher = watcher
             try:
                 yield operations
             finally:
