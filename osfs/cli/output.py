@@ -15,14 +15,13 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TextIO
 
 from osfs.core.config import ObjectStoreStatus
 from osfs.core.digest import parse_digest
 from osfs.core.errors import InvalidDigestFormatError
 from osfs.core.meta import ObjectInfo
-from osfs.core.timefmt import format_rfc3339_ns
+from osfs.core.timefmt import format_rfc3339_ns, ns_to_datetime
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 _DURATION_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
@@ -64,7 +63,7 @@ def local_time(ns: int) -> str:
     """A server timestamp as local ISO 8601 to the second, ``-`` when unknown."""
     if ns <= 0:
         return "-"
-    return datetime.fromtimestamp(ns / 1e9).astimezone().isoformat(timespec="seconds")
+    return ns_to_datetime(ns).astimezone().isoformat(timespec="seconds")
 
 
 def utc_time(ns: int) -> str | None:

@@ -92,11 +92,3 @@ def uniform_last_size(size: int, chunks: int, chunk_size: int) -> int | None:
     if not 0 < last <= chunk_size:
         return None
     return last
-
-
-def split_sizes(total: int, chunk_size: int) -> list[int]:
-    """The chunk sizes osfs writes for ``total`` bytes: full chunks, then the remainder."""
-    if chunk_size <= 0:
-        raise ValueError("chunk size must be positive")
-    full, rest = divmod(total, chunk_size)
-    return [chunk_size] * full + ([rest] if rest else [])

@@ -29,8 +29,14 @@ from osfs.core import errors
 from osfs.core.chunks import ChunkIndex
 from osfs.core.config import ObjectStoreStatus
 from osfs.core.digest import format_digest, parse_digest
-from osfs.core.meta import DEFAULT_CHUNK_SIZE, ObjectInfo, ObjectLink, ObjectMeta, decode_meta
-from osfs.core.meta import encode_meta as encode_meta_document
+from osfs.core.meta import (
+    DEFAULT_CHUNK_SIZE,
+    ObjectInfo,
+    ObjectLink,
+    ObjectMeta,
+    decode_meta,
+    encode_meta,
+)
 from osfs.core.subjects import (
     chunk_subject,
     meta_subject,
@@ -520,8 +526,3 @@ class ObjectResult:
     async def aclose(self) -> None:
         """Stop reading; outstanding requests are cancelled."""
         await self._chunks.aclose()  # type: ignore[attr-defined]
-
-
-def encode_meta(info: ObjectInfo) -> bytes:
-    """The document for ``info`` (a seam for tests that need to write odd documents)."""
-    return encode_meta_document(info)

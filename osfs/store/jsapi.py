@@ -196,38 +196,6 @@ class JetStreamApi:
             )
         return self._direct_reply(msg, f"seq {seq}")
 
-    async def direct_get_next(self, stream: str, seq: int, subject: str) -> StoredMsg:
-        """The first message on ``subject`` at or after ``seq``, with its pending count.
-
-        Raises:
-            NotFound: no such message.
-        """
-        body = json.dumps({"seq": seq, "next_by_subj": subject, "batch": 1}).encode()
-        found: StoredMsg | None = None
-        async for item in self.direct_batch(stream, body):
-            found = found or item
-        if found is None:
-            raise NotFound(subject)
-        return found
-
-    async def direct_batch(self, stream: str, body: bytes) -> Any:
-        """Yield the messages of one batch Direct Get, in order, until the end-of-batch."""
-        with translated("batch direct get"):
-            inbox = self.nc.new_inbox()
-            sub = await self.nc.subscribe(inbox)
-            try:
-                await self.nc.publish(f"{self.prefix}.DIRECT.GET.{stream}", body, reply=inbox)
-                while True:
-                    msg = await sub.next_msg(timeout=self.timeout)
-                    status = _status(msg)
-                    if status == "204" or status == "404":
-                        return
-                    if status:
-                        raise errors.ApiError(int(status), 0, f"batch direct get: {status}")
-                    yield stored_from_direct(msg)
-            finally:
-                await sub.unsubscribe()
-
     def _direct_reply(self, msg: Msg, what: str) -> StoredMsg:
         status = _status(msg)
         if status == "404":

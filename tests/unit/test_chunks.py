@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from osfs.core.chunks import ChunkIndex, ChunkKey, split_sizes, uniform_last_size
+from osfs.core.chunks import ChunkIndex, ChunkKey, uniform_last_size
 
 # wire.md §17: a nats.go put of 1,000,000 bytes from a pipe, 19 chunks at stream seqs 15..33.
 # The first five sizes and the last are the captured ones; the middle is filler with the same
@@ -123,6 +123,12 @@ def test_empty_chunk_in_the_middle_is_skipped() -> None:
     assert index.bounds(1) == (3, 3)
 
 
+def full_chunks_then_rest(total: int, chunk_size: int) -> list[int]:
+    """Reference: the sizes of a uniform layout, written the obvious way."""
+    full, rest = divmod(total, chunk_size)
+    return [chunk_size] * full + ([rest] if rest else [])
+
+
 def test_uniform_layout() -> None:
     index = ChunkIndex.uniform("N", [7, 8, 9], 10, 4)
     assert index.offsets == (0, 4, 8, 10)
@@ -133,8 +139,8 @@ def test_uniform_layout() -> None:
 
 @settings(max_examples=200)
 @given(st.integers(0, 2000), st.integers(1, 300))
-def test_uniform_equals_the_index_of_split_sizes(total: int, chunk_size: int) -> None:
-    sizes = split_sizes(total, chunk_size)
+def test_uniform_equals_the_index_of_full_chunks(total: int, chunk_size: int) -> None:
+    sizes = full_chunks_then_rest(total, chunk_size)
     seqs = list(range(1, len(sizes) + 1))
     assert ChunkIndex.uniform("N", seqs, total, chunk_size) == ChunkIndex.from_sizes(
         "N", seqs, sizes
@@ -193,30 +199,10 @@ def test_last_size_proves_the_uniform_layout(case: tuple[list[int], int]) -> Non
         assert last == sizes[-1]
 
 
-@pytest.mark.parametrize(
-    ("total", "chunk_size", "sizes"),
-    [
-        (10, 4, [4, 4, 2]),
-        (8, 4, [4, 4]),
-        (3, 4, [3]),
-        (0, 4, []),
-        (262145, 131072, [131072, 131072, 1]),
-    ],
-)
-def test_split_sizes(total: int, chunk_size: int, sizes: list[int]) -> None:
-    assert split_sizes(total, chunk_size) == sizes
-
-
-@pytest.mark.parametrize("chunk_size", [0, -1])
-def test_split_sizes_rejects_non_positive_chunk_size(chunk_size: int) -> None:
-    with pytest.raises(ValueError):
-        split_sizes(10, chunk_size)
-
-
 @settings(max_examples=200)
 @given(st.integers(0, 20_000), st.integers(1, 5_000))
-def test_split_sizes_properties(total: int, chunk_size: int) -> None:
-    sizes = split_sizes(total, chunk_size)
+def test_uniform_last_size_is_the_last_of_the_uniform_layout(total: int, chunk_size: int) -> None:
+    sizes = full_chunks_then_rest(total, chunk_size)
     assert sum(sizes) == total
     assert len(sizes) == -(-total // chunk_size)
     assert all(0 < size <= chunk_size for size in sizes)
