@@ -9,6 +9,12 @@ Rules:
    chunks per fetch, several watch entries per event.
 3. Only immutable values cross: frozen dataclasses, bytes, str, tuples; errors are
    ``osfs.core.errors`` types.
+4. Every write returns the info it published, whose ``revision`` is the stream sequence of that
+   meta document: the same revision the watch delivers for it, so a writer can recognise its
+   own change when the watch echoes it.
+5. Writes behave as the real bucket's (``osfs.store.bucket.ObjectStore``): nothing is visible
+   before its meta document lands, and a replaced or deleted version's chunks are purged right
+   after, so an open handle pinned to it gets ``StaleVersionError``.
 Pure: this module declares types only.
 """
 
@@ -20,7 +26,7 @@ from typing import Protocol
 
 from osfs.core.chunks import ChunkIndex
 from osfs.core.config import ObjectStoreStatus
-from osfs.core.meta import ObjectInfo
+from osfs.core.meta import ObjectInfo, ObjectMeta
 
 #: One delivery of a bucket watch: object infos in stream order; ``None`` marks the end of the
 #: initial values (it appears once, possibly in the middle of a batch).
@@ -67,5 +73,65 @@ class Store(Protocol):
         """Every object's latest info, the end marker, then every change, in batches.
 
         Survives reconnects and server restarts: after an outage it resumes where it stopped.
+        """
+        ...
+
+    # Writes (rule 4: each returns the info it published, with its ``revision``) -------------
+
+    async def put_path(self, meta: ObjectMeta, path: str) -> ObjectInfo:
+        """Store the local file at ``path`` as object ``meta.name`` (a new version).
+
+        The object gets ``meta``'s description, headers and metadata (and its chunk size, 0 for
+        the default). Nothing is visible unless complete; the previous version's chunks are
+        purged after the new meta document lands.
+
+        Raises:
+            InvalidObjectNameError, BucketSealedError, BucketFullError, StoreUnavailableError,
+            StoreTimeoutError: nothing new is visible; the previous version stays readable.
+            OSError: the file cannot be read.
+        """
+        ...
+
+    async def put_data(self, meta: ObjectMeta, data: bytes) -> ObjectInfo:
+        """As :meth:`put_path`, from bytes (directory markers, symlinks, empty files)."""
+        ...
+
+    async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
+        """Change description, headers and metadata of live object ``name`` in place.
+
+        The data and the nuid stay; ``meta.chunk_size`` is ignored.
+
+        Raises:
+            ValueError: ``meta.name`` is not ``name`` (use :meth:`rename`).
+            UpdateMetaDeletedError: no live object ``name``.
+            BucketSealedError: the bucket is sealed.
+        """
+        ...
+
+    async def rename(self, name: str, new_name: str, *, overwrite: bool = False) -> ObjectInfo:
+        """Move live object ``name`` to ``new_name``, keeping its nuid and chunks (no copy).
+
+        The document is published under ``new_name`` (a rollup), then the chunks of
+        ``new_name``'s previous version are purged if it was a live object with another nuid,
+        then ``name``'s meta subject is purged: a watch sees the new name's document and
+        nothing for the old name. A replaced ``new_name`` changes atomically for its readers:
+        they see the old version until the new document lands, never a gap. ``new_name ==
+        name`` changes nothing and returns the current info.
+
+        Raises:
+            ObjectNotFoundError: no live object ``name``.
+            ObjectAlreadyExistsError: ``new_name`` is a live object and not ``overwrite``.
+            InvalidObjectNameError, BucketSealedError.
+        """
+        ...
+
+    async def delete(self, name: str) -> ObjectInfo:
+        """Write a delete marker for ``name`` and purge its chunks; returns the marker.
+
+        Deleting a deleted object writes another marker.
+
+        Raises:
+            ObjectNotFoundError: the name never existed.
+            BucketSealedError: the bucket is sealed.
         """
         ...

@@ -5,9 +5,12 @@ Write rules (wire.md §0, §5, §7-§9), each to stay byte-compatible with nats.
    last with ``Nats-Rollup: sub``, then purges the previous version's chunks. Any failure before
    the meta is stored purges the new chunks: a half-written object is never visible, and an
    interrupted overwrite leaves the old version readable.
-2. Lookups on the write paths (put, delete, update_meta, links) use ``STREAM.MSG.GET``, served by
-   the stream leader and so read-after-write consistent; reads use Direct Get, like nats.go.
+2. Lookups on the write paths (put, delete, update_meta, rename, links) use ``STREAM.MSG.GET``,
+   served by the stream leader and so read-after-write consistent; reads use Direct Get, like
+   nats.go.
 3. Documents are written as nats.go writes them; any variant the other clients write is read.
+4. Every write returns the info it published with ``revision`` set to the stream sequence of its
+   meta document (the revision a watcher receives for it).
 """
 
 from __future__ import annotations
@@ -363,6 +366,38 @@ class ObjectStore:
         if meta.name != name:
             await self._api.purge(self._stream, meta_subject(self.bucket, name))
         return updated
+
+    async def rename(self, name: str, new_name: str, *, overwrite: bool = False) -> ObjectInfo:
+        """Move object ``name`` to ``new_name``, keeping its nuid and chunks (no data copied).
+
+        The document is published under ``new_name`` (a rollup), then the chunks of the version
+        it replaced are purged (if ``new_name`` was a live object with another nuid), then
+        ``name``'s meta subject is purged. Readers of ``new_name`` see its old version until
+        the new document lands, never a gap; a watcher sees no delete for ``name``. Renaming
+        to the same name changes nothing and returns the current info.
+
+        Raises:
+            InvalidObjectNameError: an empty name.
+            ObjectNotFoundError: no live object ``name``.
+            ObjectAlreadyExistsError: ``new_name`` is a live object and not ``overwrite``.
+            BucketSealedError: the bucket is sealed.
+        """
+        validate_object_name(name)
+        validate_object_name(new_name)
+        current = await self._leader_info(name)
+        if current is None or current.deleted:
+            raise errors.ObjectNotFoundError(f"object {name!r} not found")
+        if new_name == name:
+            return current
+        target = await self._leader_info(new_name)
+        replaced = target is not None and not target.deleted
+        if replaced and not overwrite:
+            raise errors.ObjectAlreadyExistsError(f"object {new_name!r} already exists")
+        moved = await self._publish_meta(replace(current, name=new_name))
+        if replaced and target is not None and target.nuid and target.nuid != current.nuid:
+            await self._purge_quietly(chunk_subject(self.bucket, target.nuid))
+        await self._api.purge(self._stream, meta_subject(self.bucket, name))
+        return moved
 
     async def delete(self, name: str) -> ObjectInfo:
         """Mark object ``name`` deleted and purge its chunks; deleting twice is not an error.

@@ -4,10 +4,11 @@ Rules:
 1. Every test runs twice, against ``MemoryStore`` and against ``BridgedStore`` on the session's
    nats-server (marked ``integration``), each in a fresh bucket. A test may not branch on which
    one it has; the only exception is a known defect, marked ``xfail`` with its reason.
-2. Tests change the bucket through a writer with the same helper methods for both: the
-   MemoryStore itself, or ``NatsWriter``, which does the same with osfs's own asyncio client on
-   the bridge's thread (and with raw JetStream publishes for uneven chunks, as nats.go writes them
-   from a pipe). Reads go through the Store protocol only.
+2. Reads and the writes the protocol has (put_path, put_data, update_meta, rename, delete) go
+   through the Store protocol. What it cannot do (uneven chunks, links, seal) goes through a
+   writer with the same helper methods for both: the MemoryStore itself, or ``NatsWriter``,
+   which does the same with osfs's own asyncio client on the bridge's thread (and with raw
+   JetStream publishes for uneven chunks, as nats.go writes them from a pipe).
 3. Every wait has a deadline (``WAIT``); a watch is read entry by entry across batches, since
    batch boundaries are not part of the contract.
 """
@@ -19,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pytest
@@ -27,7 +29,7 @@ from nats.nuid import NUID
 
 from osfs.bridge import BridgedStore
 from osfs.core import errors
-from osfs.core.digest import digest_of
+from osfs.core.digest import EMPTY_DIGEST, digest_of
 from osfs.core.meta import DEFAULT_CHUNK_SIZE, ObjectInfo, ObjectLink, ObjectMeta, encode_meta
 from osfs.core.store_api import Store, WatchBatch
 from osfs.core.subjects import chunk_subject, meta_subject, stream_name
@@ -57,10 +59,6 @@ class Writer(Protocol):
         metadata: Mapping[str, str] | None = None,
         link: ObjectLink | None = None,
     ) -> ObjectInfo: ...
-
-    async def delete(self, name: str) -> ObjectInfo: ...
-
-    async def rename(self, old: str, new: str) -> ObjectInfo: ...
 
     async def seal(self) -> None: ...
 
@@ -148,19 +146,6 @@ class NatsWriter:
         if previous is not None and previous.nuid and not previous.deleted:
             await js.purge_stream(stream_name(bucket), subject=chunk_subject(bucket, previous.nuid))
         return await self._objects.get_info(info.name)
-
-    async def delete(self, name: str) -> ObjectInfo:
-        return await self._call(lambda: self._objects.delete(name))
-
-    async def rename(self, old: str, new: str) -> ObjectInfo:
-        async def move() -> ObjectInfo:
-            try:
-                meta = (await self._objects.get_info(old)).meta
-            except errors.ObjectNotFoundError:
-                meta = ObjectMeta(name=old)  # update_meta raises UpdateMetaDeletedError
-            return await self._objects.update_meta(old, replace(meta, name=new))
-
-        return await self._call(move)
 
     async def seal(self) -> None:
         await self._call(self._objects.seal)
@@ -256,7 +241,7 @@ async def test_get_info_of_a_missing_or_deleted_object_raises_not_found(bucket: 
     with pytest.raises(errors.ObjectNotFoundError):
         await bucket.store.get_info("missing")
     await bucket.writer.put("gone", b"x")
-    await bucket.writer.delete("gone")
+    await bucket.store.delete("gone")
     with pytest.raises(errors.ObjectNotFoundError):
         await bucket.store.get_info("gone")
     with pytest.raises(errors.InvalidObjectNameError):
@@ -348,16 +333,16 @@ async def test_chunk_index_of_a_replaced_version_is_stale(bucket: Bucket) -> Non
 async def test_delete_leaves_a_marker_and_the_version_cannot_be_fetched(bucket: Bucket) -> None:
     info = await bucket.writer.put("o", payload(2500), chunk_size=1000, metadata={"k": "v"})
     index = await bucket.store.chunk_index(info)
-    marker = await bucket.writer.delete("o")
+    marker = await bucket.store.delete("o")
     assert (marker.name, marker.deleted, marker.size, marker.chunks) == ("o", True, 0, 0)
     assert (marker.digest, marker.nuid, dict(marker.metadata)) == ("", info.nuid, {"k": "v"})
     assert marker.revision > info.revision
     with pytest.raises(errors.ObjectNotFoundError):
         await bucket.store.fetch_chunks(index, [0])
-    again = await bucket.writer.delete("o")  # deleting a deleted object is not an error
+    again = await bucket.store.delete("o")  # deleting a deleted object is not an error
     assert again.deleted
     with pytest.raises(errors.ObjectNotFoundError):
-        await bucket.writer.delete("never-was")
+        await bucket.store.delete("never-was")
     back = await bucket.writer.put("o", b"back")
     assert (await bucket.store.get_info("o")).nuid == back.nuid
 
@@ -366,7 +351,7 @@ async def test_rename_moves_the_document_and_keeps_the_version(bucket: Bucket) -
     data = payload(2500)
     info = await bucket.writer.put("a", data, chunk_size=1000, metadata={"k": "v"})
     await bucket.writer.put("taken", b"x")
-    moved = await bucket.writer.rename("a", "b")
+    moved = await bucket.store.rename("a", "b")
     assert (moved.name, moved.nuid, moved.digest, moved.size) == ("b", info.nuid, info.digest, 2500)
     assert dict(moved.metadata) == {"k": "v"}
     with pytest.raises(errors.ObjectNotFoundError):
@@ -376,9 +361,9 @@ async def test_rename_moves_the_document_and_keeps_the_version(bucket: Bucket) -
     index = await bucket.store.chunk_index(current)
     assert b"".join(await bucket.store.fetch_chunks(index, range(index.count))) == data
     with pytest.raises(errors.ObjectAlreadyExistsError):
-        await bucket.writer.rename("b", "taken")
-    with pytest.raises(errors.UpdateMetaDeletedError):
-        await bucket.writer.rename("missing", "elsewhere")
+        await bucket.store.rename("b", "taken")
+    with pytest.raises(errors.ObjectNotFoundError):
+        await bucket.store.rename("missing", "elsewhere")
 
 
 async def test_links_have_no_content_and_name_their_target(bucket: Bucket) -> None:
@@ -392,6 +377,217 @@ async def test_links_have_no_content_and_name_their_target(bucket: Bucket) -> No
         await bucket.writer.put("ln2", link=ObjectLink(bucket=bucket.name, name="ln"))
     with pytest.raises(errors.ObjectAlreadyExistsError):
         await bucket.writer.put("target", link=ObjectLink(bucket="elsewhere"))
+
+
+# Writes through the protocol ------------------------------------------------------------------
+
+
+async def read_back(store: Store, info: ObjectInfo) -> bytes:
+    """The whole content of ``info``'s version, through the chunk index."""
+    index = await store.chunk_index(info)
+    assert (index.count, index.size) == (info.chunks, info.size)
+    return b"".join(await store.fetch_chunks(index, range(index.count)))
+
+
+async def test_put_path_round_trip_and_the_watch_sees_its_revision(
+    bucket: Bucket, tmp_path: Path
+) -> None:
+    data = payload(4500)
+    source = tmp_path / "upload.bin"
+    source.write_bytes(data)
+    meta = ObjectMeta(
+        name="dir/file.bin",
+        description="d",
+        headers={"X-A": ("1", "2")},
+        metadata={"osfs.mode": "100644"},
+        chunk_size=1000,
+    )
+    async with bucket.store.watch() as feed:
+        entries = Entries(feed)
+        assert await entries.take(1) == [None]
+        put = await bucket.store.put_path(meta, str(source))
+        [seen] = await entries.take(1)
+    assert (put.name, put.size, put.chunks, put.digest) == (
+        "dir/file.bin",
+        4500,
+        5,
+        digest_of(data),
+    )
+    assert (put.description, dict(put.headers), dict(put.metadata)) == (
+        "d",
+        {"X-A": ("1", "2")},
+        {"osfs.mode": "100644"},
+    )
+    assert (put.max_chunk_size, put.deleted, put.link) == (1000, False, None)
+    assert put.revision == 6  # five chunks, then the meta document, in a fresh stream
+    assert seen is not None
+    assert (seen.name, seen.nuid, seen.revision) == (put.name, put.nuid, put.revision)
+    info = await bucket.store.get_info("dir/file.bin")
+    assert replace(info, mtime_ns=0) == replace(put, mtime_ns=0)
+    assert await read_back(bucket.store, info) == data
+
+
+async def test_put_path_of_a_large_file_uses_default_chunks(bucket: Bucket, tmp_path: Path) -> None:
+    data = payload(2 * DEFAULT_CHUNK_SIZE + 17)
+    source = tmp_path / "large.bin"
+    source.write_bytes(data)
+    put = await bucket.store.put_path(ObjectMeta(name="large"), str(source))
+    assert (put.size, put.chunks, put.max_chunk_size) == (len(data), 3, DEFAULT_CHUNK_SIZE)
+    assert await read_back(bucket.store, put) == data
+
+
+async def test_put_path_of_a_missing_file_raises_and_stores_nothing(
+    bucket: Bucket, tmp_path: Path
+) -> None:
+    before = await bucket.store.put_data(ObjectMeta(name="o"), b"before")
+    with pytest.raises(FileNotFoundError):
+        await bucket.store.put_path(ObjectMeta(name="o"), str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError):
+        await bucket.store.put_path(ObjectMeta(name="new"), str(tmp_path / "missing"))
+    assert (await bucket.store.get_info("o")).nuid == before.nuid
+    with pytest.raises(errors.ObjectNotFoundError):
+        await bucket.store.get_info("new")
+    with pytest.raises(errors.InvalidObjectNameError):
+        await bucket.store.put_data(ObjectMeta(name=""), b"x")
+
+
+async def test_put_data_of_an_empty_and_a_small_object(bucket: Bucket) -> None:
+    empty = await bucket.store.put_data(ObjectMeta(name="dir/", metadata={"k": "v"}), b"")
+    assert (empty.size, empty.chunks, empty.digest) == (0, 0, EMPTY_DIGEST)
+    assert empty.revision == 1  # no chunks: the meta document is the first message
+    assert dict((await bucket.store.get_info("dir/")).metadata) == {"k": "v"}
+    assert await read_back(bucket.store, empty) == b""
+    small = await bucket.store.put_data(ObjectMeta(name="ln", description="link"), b"target")
+    assert (small.size, small.chunks, small.digest) == (6, 1, digest_of(b"target"))
+    assert small.revision == 3
+    assert await read_back(bucket.store, await bucket.store.get_info("ln")) == b"target"
+
+
+async def test_put_data_replaces_and_purges_the_previous_version(bucket: Bucket) -> None:
+    first = await bucket.store.put_data(ObjectMeta(name="o", chunk_size=1000), payload(2500))
+    old_index = await bucket.store.chunk_index(first)
+    second = await bucket.store.put_data(ObjectMeta(name="o"), b"second")
+    assert second.nuid != first.nuid
+    assert second.revision > first.revision
+    with pytest.raises(errors.StaleVersionError):
+        await bucket.store.fetch_chunks(old_index, [0])
+    assert await read_back(bucket.store, await bucket.store.get_info("o")) == b"second"
+
+
+async def test_update_meta_changes_the_document_and_keeps_the_data(bucket: Bucket) -> None:
+    data = payload(2500)
+    put = await bucket.store.put_data(
+        ObjectMeta(name="o", description="old", metadata={"k": "v"}, chunk_size=1000), data
+    )
+    index = await bucket.store.chunk_index(put)
+    meta = ObjectMeta(name="o", description="new", headers={"H": ("1",)}, metadata={"m": "2"})
+    updated = await bucket.store.update_meta("o", meta)
+    assert (updated.nuid, updated.size, updated.chunks, updated.digest) == (
+        put.nuid,
+        put.size,
+        put.chunks,
+        put.digest,
+    )
+    assert (updated.description, dict(updated.headers), dict(updated.metadata)) == (
+        "new",
+        {"H": ("1",)},
+        {"m": "2"},
+    )
+    assert updated.max_chunk_size == 1000
+    assert updated.revision > put.revision
+    info = await bucket.store.get_info("o")
+    assert replace(info, mtime_ns=0) == replace(updated, mtime_ns=0)
+    assert await bucket.store.fetch_chunks(index, range(index.count)) == [
+        data[:1000],
+        data[1000:2000],
+        data[2000:],
+    ]
+    with pytest.raises(ValueError):
+        await bucket.store.update_meta("o", ObjectMeta(name="other"))
+    with pytest.raises(errors.UpdateMetaDeletedError):
+        await bucket.store.update_meta("missing", ObjectMeta(name="missing"))
+    await bucket.store.delete("o")
+    with pytest.raises(errors.UpdateMetaDeletedError):
+        await bucket.store.update_meta("o", ObjectMeta(name="o"))
+
+
+async def test_rename_onto_a_live_object_needs_overwrite_and_purges_it(bucket: Bucket) -> None:
+    data = payload(2500, seed=1)
+    source = await bucket.store.put_data(ObjectMeta(name="src", chunk_size=1000), data)
+    target = await bucket.store.put_data(
+        ObjectMeta(name="dst", chunk_size=1000), payload(3500, seed=2)
+    )
+    target_index = await bucket.store.chunk_index(target)
+    with pytest.raises(errors.ObjectAlreadyExistsError):
+        await bucket.store.rename("src", "dst")
+    assert (await bucket.store.get_info("src")).nuid == source.nuid
+    assert (await bucket.store.get_info("dst")).nuid == target.nuid
+    async with bucket.store.watch() as feed:
+        entries = Entries(feed)
+        await entries.until_marker()
+        moved = await bucket.store.rename("src", "dst", overwrite=True)
+        await bucket.store.put_data(ObjectMeta(name="sentinel"), b"")
+        # The new document of "dst", and nothing at all for "src" (its subject is purged).
+        assert named(await entries.take(2)) == [("dst", False), ("sentinel", False)]
+    assert (moved.name, moved.nuid, moved.digest, moved.size) == (
+        "dst",
+        source.nuid,
+        source.digest,
+        2500,
+    )
+    assert moved.revision > target.revision
+    with pytest.raises(errors.ObjectNotFoundError):
+        await bucket.store.get_info("src")
+    current = await bucket.store.get_info("dst")
+    assert (current.nuid, current.revision) == (source.nuid, moved.revision)
+    assert await read_back(bucket.store, current) == data
+    with pytest.raises(errors.StaleVersionError):
+        await bucket.store.fetch_chunks(target_index, [0])
+    # An info of the replaced version that was never indexed: its index is stale too.
+    other = await bucket.store.put_data(ObjectMeta(name="other", chunk_size=1000), payload(1500))
+    await bucket.store.rename("dst", "other", overwrite=True)
+    with trio.fail_after(INDEX_WAIT), pytest.raises(errors.StaleVersionError):
+        await bucket.store.chunk_index(other)
+    assert await read_back(bucket.store, await bucket.store.get_info("other")) == data
+
+
+async def test_rename_onto_a_free_or_deleted_name_and_to_itself(bucket: Bucket) -> None:
+    source = await bucket.store.put_data(ObjectMeta(name="a"), b"content")
+    await bucket.store.put_data(ObjectMeta(name="gone"), b"old")
+    await bucket.store.delete("gone")
+    moved = await bucket.store.rename("a", "gone")  # a deleted name may be reused
+    assert (moved.name, moved.nuid) == ("gone", source.nuid)
+    same = await bucket.store.rename("gone", "gone")  # a no-op: nothing is published
+    assert replace(same, mtime_ns=0) == replace(moved, mtime_ns=0)
+    with pytest.raises(errors.ObjectNotFoundError):
+        await bucket.store.rename("a", "b")
+    with pytest.raises(errors.ObjectNotFoundError):
+        await bucket.store.rename("never-was", "b", overwrite=True)
+    with pytest.raises(errors.InvalidObjectNameError):
+        await bucket.store.rename("gone", "")
+
+
+async def test_every_write_on_a_sealed_bucket_raises(bucket: Bucket, tmp_path: Path) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"file")
+    keep = await bucket.store.put_data(ObjectMeta(name="keep"), b"keep")
+    await bucket.store.put_data(ObjectMeta(name="other"), b"other")
+    await bucket.writer.seal()
+    writes: list[Callable[[], Awaitable[ObjectInfo]]] = [
+        lambda: bucket.store.put_path(ObjectMeta(name="keep"), str(source)),
+        lambda: bucket.store.put_path(ObjectMeta(name="new"), str(source)),
+        lambda: bucket.store.put_data(ObjectMeta(name="new"), b""),
+        lambda: bucket.store.update_meta("keep", ObjectMeta(name="keep", description="d")),
+        lambda: bucket.store.rename("keep", "free"),
+        lambda: bucket.store.rename("keep", "other", overwrite=True),
+        lambda: bucket.store.delete("keep"),
+    ]
+    for write in writes:
+        with pytest.raises(errors.BucketSealedError):
+            await write()
+    info = await bucket.store.get_info("keep")
+    assert (info.nuid, info.revision) == (keep.nuid, keep.revision)
+    assert await read_back(bucket.store, info) == b"keep"
 
 
 # Watch ------------------------------------------------------------------------------------------
@@ -410,14 +606,14 @@ async def test_watch_of_an_empty_bucket_starts_with_the_marker(bucket: Bucket) -
 async def test_watch_delivers_latest_documents_then_one_marker_then_changes(
     bucket: Bucket,
 ) -> None:
-    writer = bucket.writer
+    writer, store = bucket.writer, bucket.store
     await writer.put("a", b"one")
     await writer.put("b", b"two", metadata={"k": "v"})
     await writer.put("a", b"three")
-    await writer.delete("b")
+    await store.delete("b")
     renamed = await writer.put("c", b"c")
-    await writer.rename("c", "d")
-    async with bucket.store.watch() as feed:
+    await store.rename("c", "d")
+    async with store.watch() as feed:
         entries = Entries(feed)
         initial = await entries.until_marker()
         # The last document of every name, delete markers included, in stream order; the
@@ -429,8 +625,8 @@ async def test_watch_delivers_latest_documents_then_one_marker_then_changes(
         assert (b.size, b.digest, dict(b.metadata)) == (0, "", {"k": "v"})
         assert d.nuid == renamed.nuid
         await writer.put("e", b"eee")
-        await writer.delete("a")
-        await writer.rename("d", "f")  # the new name only: no delete marker for "d"
+        await store.delete("a")
+        await store.rename("d", "f")  # the new name only: no delete marker for "d"
         await writer.put("sentinel", b"")
         live = await entries.take(4)
         assert named(live) == [("e", False), ("a", True), ("f", False), ("sentinel", False)]
@@ -452,7 +648,7 @@ async def test_status_reports_size_messages_and_sealed(bucket: Bucket) -> None:
     full = await bucket.store.status()
     assert full.messages == 2 + 6  # chunks and one meta document per object
     assert full.size >= 4600
-    await bucket.writer.delete("o")
+    await bucket.store.delete("o")
     deleted = await bucket.store.status()
     assert deleted.messages == 2 + 1  # the chunks purged, the marker in place of the document
     assert deleted.size < full.size

@@ -364,6 +364,33 @@ def test_osfs_rename_seen_by_natspy(nats_url: str, bucket_name: str) -> None:
     run(body())
 
 
+def test_osfs_overwriting_rename_seen_by_natspy(nats_url: str, bucket_name: str) -> None:
+    """``ObjectStore.rename(overwrite=True)``: nats-py reads the moved bytes under the new name."""
+
+    async def body() -> None:
+        async with both(nats_url, bucket_name) as (store, pystore, js):
+            data = payload(70_000, seed=1)
+            source = await store.put(ObjectMeta(name="spool/.tmp-1", chunk_size=32768), data)
+            await store.put(ObjectMeta(name="doc.txt"), payload(5000, seed=2))
+            _, before = await peer.get(pystore, "doc.txt")
+
+            moved = await store.rename("spool/.tmp-1", "doc.txt", overwrite=True)
+            assert moved.nuid == source.nuid
+
+            got, pinfo = await peer.get(pystore, "doc.txt")
+            assert got == data
+            assert (pinfo.nuid, pinfo.size, pinfo.digest) == (source.nuid, len(data), source.digest)
+            with pytest.raises(pyerr.ObjectNotFoundError):
+                await peer.get_info(pystore, "spool/.tmp-1", show_deleted=True)
+            chunks = await peer.subject_counts(js, bucket_name, f"$O.{bucket_name}.C.>")
+            assert chunks == {f"$O.{bucket_name}.C.{source.nuid}": 3}  # the old doc.txt's: gone
+            assert before.nuid != source.nuid
+            metas = await peer.subject_counts(js, bucket_name, f"$O.{bucket_name}.M.>")
+            assert metas == {peer.meta_subject(bucket_name, "doc.txt"): 1}
+
+    run(body())
+
+
 def test_natspy_rename_always_fails(nats_url: str, bucket_name: str) -> None:
     """nats-py's update_meta checks the *old* name, so any rename raises (wire.md §8)."""
 

@@ -356,6 +356,43 @@ async def test_update_meta_rename_and_errors(nats_url: str, bucket_name: str) ->
 
 
 @asyncio_test
+async def test_rename_moves_the_document_and_purges_what_it_replaced(
+    nats_url: str, bucket_name: str
+) -> None:
+    async with bucket(nats_url, bucket_name) as store, raw(nats_url) as nc:
+        stream = stream_name(bucket_name)
+        source = await store.put(ObjectMeta(name="src", chunk_size=1000), payload(2500, seed=1))
+        target = await store.put(ObjectMeta(name="dst", chunk_size=1000), payload(3500, seed=2))
+        with pytest.raises(errors.ObjectAlreadyExistsError):
+            await store.rename("src", "dst")
+        with pytest.raises(errors.ObjectNotFoundError):
+            await store.rename("missing", "dst", overwrite=True)
+        with pytest.raises(errors.InvalidObjectNameError):
+            await store.rename("src", "")
+        same = await store.rename("src", "src")  # a no-op: the stored document is returned
+        assert (same.nuid, same.revision) == (source.nuid, source.revision)
+
+        moved = await store.rename("src", "dst", overwrite=True)
+        assert (moved.name, moved.nuid, moved.digest) == ("dst", source.nuid, source.digest)
+        [document] = await stored_messages(nc, stream, meta_subject(bucket_name, "dst"))
+        assert document["seq"] == moved.revision
+        assert "Nats-Rollup: sub" in document["hdrs"]
+        assert await message_count(nc, stream, meta_subject(bucket_name, "src")) == 0
+        assert await message_count(nc, stream, chunk_subject(bucket_name, target.nuid)) == 0
+        assert await message_count(nc, stream, chunk_subject(bucket_name, source.nuid)) == 3
+        assert await store.get_bytes("dst") == payload(2500, seed=1)
+
+        await store.delete("dst")
+        await store.put_bytes("back", b"back")
+        revived = await store.rename("back", "dst")  # a deleted name is free without overwrite
+        assert await store.get_bytes("dst") == b"back"
+        assert revived.revision > moved.revision
+        await store.seal()
+        with pytest.raises(errors.BucketSealedError):
+            await store.rename("dst", "elsewhere")
+
+
+@asyncio_test
 async def test_delete_marker_and_double_delete(nats_url: str, bucket_name: str) -> None:
     async with bucket(nats_url, bucket_name) as store, raw(nats_url) as nc:
         info = await store.put(

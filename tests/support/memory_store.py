@@ -9,15 +9,19 @@ stream the way the real bucket stores it, because that is what the filesystem se
    ``keep_previous=True`` and :meth:`MemoryStore.purge_version` split that last step off, to
    model the moment between the new meta document and the purge.
 3. Delete writes a marker (the old document with ``deleted``, size 0, no digest) and purges the
-   chunks; deleting a marker writes another one. Rename (nats.go ``UpdateMeta`` with a new name)
-   writes the new name's document with the same nuid and purges the old name's: a watcher sees
-   the new name only, never a delete of the old one.
+   chunks; deleting a marker writes another one. Rename writes the new name's document with the
+   same nuid, then purges the chunks of the version it replaced (an overwriting rename onto a
+   live object with another nuid), then the old name's document: a watcher sees the new name
+   only, never a delete of the old one.
 4. ``watch`` delivers the last document of every name (markers included) in stream order, then
    ``None`` once, then each new document, in batches.
 5. Every Store method yields to trio (after ``latency`` seconds, if set) before it looks at the
    state, like a server answering a request, and counts its calls in ``calls``.
-The test helpers (``put``, ``delete``, ``rename``, ``seal``) mirror the real client's errors;
-``tests/contract`` runs one suite against this and the real bucket to keep it honest.
+6. Writes check what the real bucket checks, in its order: the name, then the lookups (not
+   found, already exists), then a sealed bucket (the real one refuses only the publish).
+The test helpers (``put`` with uneven chunks or a link, ``seal``, ``corrupt``, ...) change the
+bucket as another client would and mirror the real client's errors; ``tests/contract`` runs one
+suite against this and the real bucket to keep it honest.
 
 ``FlakyStore`` wraps any Store to inject faults: an error, a delay (use trio's autojump clock)
 or a gate (an event the call waits for) on the N-th or every call of a method.
@@ -33,6 +37,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import trio
 
@@ -40,7 +45,14 @@ from osfs.core import errors
 from osfs.core.chunks import ChunkIndex
 from osfs.core.config import ObjectStoreStatus
 from osfs.core.digest import format_digest
-from osfs.core.meta import DEFAULT_CHUNK_SIZE, ObjectInfo, ObjectLink, encode_meta
+from osfs.core.meta import (
+    DEFAULT_CHUNK_SIZE,
+    Headers,
+    ObjectInfo,
+    ObjectLink,
+    ObjectMeta,
+    encode_meta,
+)
 from osfs.core.store_api import Store, WatchBatch
 from osfs.core.subjects import validate_bucket, validate_object_name
 
@@ -168,6 +180,72 @@ class MemoryStore:
             send.close()
             receive.close()
 
+    async def put_path(self, meta: ObjectMeta, path: str) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.put_path` (the file is read whole, then stored)."""
+        await self._answer("put_path")
+        # Read first, as the real client opens the file before any check; synchronously, so
+        # trio's autojump clock never sees a thread as idle time.
+        data = Path(path).read_bytes()  # noqa: ASYNC240
+        return self._put_meta(meta, data)
+
+    async def put_data(self, meta: ObjectMeta, data: bytes) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.put_data`."""
+        await self._answer("put_data")
+        return self._put_meta(meta, bytes(data))
+
+    async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.update_meta`."""
+        if meta.name != name:
+            raise ValueError(f"update_meta of {name!r} names {meta.name!r}: use rename")
+        await self._answer("update_meta")
+        validate_object_name(name)
+        current = self._live(name)
+        if current is None:
+            raise errors.UpdateMetaDeletedError(f"cannot update meta of {name!r}: not found")
+        self._check_writable()
+        return self._publish(current.with_meta(meta))
+
+    async def rename(self, name: str, new_name: str, *, overwrite: bool = False) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.rename` (module rule 3)."""
+        await self._answer("rename")
+        validate_object_name(name)
+        validate_object_name(new_name)
+        current = self._live(name)
+        if current is None:
+            raise errors.ObjectNotFoundError(f"object {name!r} not found")
+        if new_name == name:
+            return current
+        target = self._live(new_name)
+        if target is not None and not overwrite:
+            raise errors.ObjectAlreadyExistsError(f"object {new_name!r} already exists")
+        self._check_writable()
+        moved = self._publish(replace(current, name=new_name))
+        if target is not None and target.nuid != current.nuid:
+            self._purge(target.nuid)
+        del self._docs[name]  # a purge of the old meta subject: no watch event
+        return moved
+
+    async def delete(self, name: str) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.delete` (module rule 3)."""
+        await self._answer("delete")
+        validate_object_name(name)
+        current = self._docs.get(name)
+        if current is None:
+            raise errors.ObjectNotFoundError(f"object {name!r} not found")
+        self._check_writable()
+        info = current[0]
+        marker = replace(
+            info,
+            nuid=info.nuid or self._new_nuid(),
+            size=0,
+            chunks=0,
+            digest="",
+            deleted=True,
+        )
+        published = self._publish(marker)
+        self._purge(info.nuid)
+        return published
+
     # Helpers for tests: change the bucket as another client would ---------------------------
 
     async def put(
@@ -200,32 +278,16 @@ class MemoryStore:
         validate_object_name(name)
         if link is not None:
             return self._put_link(name, link, data)
-        sizes = _layout(len(data), chunk_size, chunk_sizes)
-        previous = self._docs.get(name)
-        nuid = self._new_nuid()
-        seqs = []
-        start = 0
-        for size in sizes:
-            seq = self._next_seq()
-            self._chunks[seq] = data[start : start + size]
-            seqs.append(seq)
-            start += size
-        self._versions[nuid] = tuple(seqs)
-        info = ObjectInfo(
-            name=name,
-            bucket=self._bucket,
-            nuid=nuid,
-            size=len(data),
-            chunks=len(sizes),
-            digest=format_digest(hashlib.sha256(data).digest()),
+        return self._store(
+            name,
+            data,
+            chunk_size=chunk_size,
+            chunk_sizes=chunk_sizes,
             description=description,
-            metadata=dict(metadata or {}),
-            max_chunk_size=chunk_size,
+            headers={},
+            metadata=metadata or {},
+            keep_previous=keep_previous,
         )
-        info = self._publish(info)
-        if previous is not None and not keep_previous and not previous[0].deleted:
-            self._purge(previous[0].nuid)
-        return info
 
     def _put_link(self, name: str, link: ObjectLink, data: bytes) -> ObjectInfo:
         if data:
@@ -245,54 +307,6 @@ class MemoryStore:
                 raise errors.NoLinkToLinkError(f"{link.name!r} is itself a link")
         info = ObjectInfo(name=name, bucket=self._bucket, nuid=self._new_nuid(), link=link)
         return self._publish(info)
-
-    async def delete(self, name: str) -> ObjectInfo:
-        """Write a delete marker for ``name`` and purge its chunks; returns the marker.
-
-        Raises:
-            ObjectNotFoundError: ``name`` never existed (a deleted name may be deleted again).
-            BucketSealedError: the bucket is sealed.
-        """
-        await trio.lowlevel.checkpoint()
-        self._check_writable()
-        validate_object_name(name)
-        current = self._docs.get(name)
-        if current is None:
-            raise errors.ObjectNotFoundError(f"object {name!r} not found")
-        info = current[0]
-        marker = replace(
-            info,
-            nuid=info.nuid or self._new_nuid(),
-            size=0,
-            chunks=0,
-            digest="",
-            deleted=True,
-        )
-        published = self._publish(marker)
-        self._purge(info.nuid)
-        return published
-
-    async def rename(self, old: str, new: str) -> ObjectInfo:
-        """Move ``old``'s document to ``new`` (same nuid, same chunks); returns the new info.
-
-        Raises:
-            UpdateMetaDeletedError: no live object ``old``.
-            ObjectAlreadyExistsError: ``new`` is a live object.
-            BucketSealedError: the bucket is sealed.
-        """
-        await trio.lowlevel.checkpoint()
-        self._check_writable()
-        validate_object_name(old)
-        validate_object_name(new)
-        current = self._live(old)
-        if current is None:
-            raise errors.UpdateMetaDeletedError(f"cannot update meta of {old!r}: not found")
-        if new != old and self._live(new) is not None:
-            raise errors.ObjectAlreadyExistsError(f"object {new!r} already exists")
-        moved = self._publish(replace(current, name=new))
-        if new != old:
-            del self._docs[old]  # a purge of the old meta subject: no watch event
-        return moved
 
     async def seal(self) -> None:
         """Seal the bucket: reads keep working, every change raises ``BucketSealedError``."""
@@ -333,6 +347,65 @@ class MemoryStore:
     async def _answer(self, method: str) -> None:
         self.calls[method] += 1
         await self._pause()
+
+    def _put_meta(self, meta: ObjectMeta, data: bytes) -> ObjectInfo:
+        """A put through the Store protocol: ``meta``'s fields, uniform chunks."""
+        validate_object_name(meta.name)
+        chunk_size = meta.chunk_size or DEFAULT_CHUNK_SIZE
+        if chunk_size < 0:
+            raise errors.InvalidOptionError("chunk size must be positive")
+        self._check_writable()
+        return self._store(
+            meta.name,
+            data,
+            chunk_size=chunk_size,
+            chunk_sizes=None,
+            description=meta.description,
+            headers=meta.headers,
+            metadata=meta.metadata,
+            keep_previous=False,
+        )
+
+    def _store(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        chunk_size: int,
+        chunk_sizes: Sequence[int] | None,
+        description: str,
+        headers: Headers,
+        metadata: Mapping[str, str],
+        keep_previous: bool,
+    ) -> ObjectInfo:
+        """Chunks on a new nuid, the meta document, then the previous version purged (rule 2)."""
+        sizes = _layout(len(data), chunk_size, chunk_sizes)
+        previous = self._docs.get(name)
+        nuid = self._new_nuid()
+        seqs = []
+        start = 0
+        for size in sizes:
+            seq = self._next_seq()
+            self._chunks[seq] = data[start : start + size]
+            seqs.append(seq)
+            start += size
+        self._versions[nuid] = tuple(seqs)
+        info = ObjectInfo(
+            name=name,
+            bucket=self._bucket,
+            nuid=nuid,
+            size=len(data),
+            chunks=len(sizes),
+            digest=format_digest(hashlib.sha256(data).digest()),
+            description=description,
+            headers=dict(headers),
+            metadata=dict(metadata),
+            max_chunk_size=chunk_size,
+        )
+        info = self._publish(info)
+        if previous is not None and not keep_previous and not previous[0].deleted:
+            self._purge(previous[0].nuid)
+        return info
 
     def _check_writable(self) -> None:
         if self._sealed:
@@ -502,6 +575,31 @@ class FlakyStore:
         """See :meth:`osfs.core.store_api.Store.watch` (counted, never faulted)."""
         self.calls["watch"] += 1
         return self._inner.watch()
+
+    async def put_path(self, meta: ObjectMeta, path: str) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.put_path`."""
+        await self._enter("put_path")
+        return await self._inner.put_path(meta, path)
+
+    async def put_data(self, meta: ObjectMeta, data: bytes) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.put_data`."""
+        await self._enter("put_data")
+        return await self._inner.put_data(meta, data)
+
+    async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.update_meta`."""
+        await self._enter("update_meta")
+        return await self._inner.update_meta(name, meta)
+
+    async def rename(self, name: str, new_name: str, *, overwrite: bool = False) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.rename`."""
+        await self._enter("rename")
+        return await self._inner.rename(name, new_name, overwrite=overwrite)
+
+    async def delete(self, name: str) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Store.delete`."""
+        await self._enter("delete")
+        return await self._inner.delete(name)
 
 
 def _matching(faults: Mapping[FaultKey, Fault], method: str, n: int) -> Iterable[Fault]:
