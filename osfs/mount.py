@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from osfs.core.posix import MountDefaults
 from osfs.fs.notify import sd_notify
 from osfs.fs.ops import OsfsOperations
 from osfs.fs.session import open_filesystem
+from osfs.fs.spool import SpoolDir, bucket_folder, dirty_names
 from osfs.store import ConnectOptions
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class MountOptions:
         fuse_options: further ``-o`` options passed to FUSE.
         defaults: mode, uid and gid for objects that carry none.
         cache_size: bytes of chunk cache.
+        cache_dir: where spool files of written files wait for their upload (local disk).
         foreground: serve in this process instead of a detached child.
         ready_fd: (internal) the pipe to report readiness to the parent on.
         systemd: send sd_notify READY/STOPPING.
@@ -67,6 +70,7 @@ class MountOptions:
     allow_other: bool = False
     fuse_options: tuple[str, ...] = ()
     cache_size: int = DEFAULT_CACHE_SIZE
+    cache_dir: Path = Path(".cache/osfs")
     foreground: bool = False
     ready_fd: int | None = None
     systemd: bool = False
@@ -168,16 +172,44 @@ async def _serve(options: MountOptions) -> None:
         _report(options, f"error {type(exc).__name__}: {exc}")
         raise
     try:
-        async with open_filesystem(store, options.defaults, options.cache_size) as filesystem:
+        spool_dir = _open_spool(options)
+    except BaseException:
+        await store.aclose()
+        raise
+    try:
+        async with open_filesystem(
+            store,
+            options.defaults,
+            options.cache_size,
+            spool_dir,
+            read_only=options.read_only,
+        ) as filesystem:
             await _mount_and_serve(options, filesystem)
     finally:
+        spool_dir.close()
         await store.aclose()
+
+
+def _open_spool(options: MountOptions) -> SpoolDir:
+    """This mount's spool folder under ``--cache-dir``.
+
+    Raises:
+        MountError: the folder cannot be made (reported to a waiting parent too).
+    """
+    folder = bucket_folder(options.cache_dir, options.bucket, options.connect.servers)
+    try:
+        return SpoolDir.open(folder, mountpoint=str(options.mountpoint))
+    except OSError as exc:
+        message = f"cannot use cache dir {options.cache_dir}: {exc.strerror or exc}"
+        _report(options, f"error MountError: {message}")
+        raise errors.MountError(message) from exc
 
 
 async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) -> None:
     if filesystem.sealed:
         log.info("bucket %s is sealed: mounting read-only", options.bucket)
         options = replace(options, read_only=True)
+        filesystem.read_only = True
     try:
         pyfuse3.init(filesystem, str(options.mountpoint), fuse_options_for(options))
     except RuntimeError as exc:
@@ -205,6 +237,31 @@ async def _stop_on_signals() -> None:
             log.info("received %s: unmounting", signal.Signals(signum).name)
             pyfuse3.terminate()
             return
+
+
+def wait_until_stored(mountpoint: Path, cache_dir: Path, timeout: float) -> None:
+    """Wait until the mount at ``mountpoint`` has stored every file written through it.
+
+    A mount whose spool folder is not found (another --cache-dir, or not an osfs mount) is not
+    waited for.
+
+    Raises:
+        MountError: files are still not stored after ``timeout`` seconds; names them.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        names = dirty_names(cache_dir, str(mountpoint))
+        if not names:
+            return
+        if time.monotonic() >= deadline:
+            shown = ", ".join(repr(name) for name in names[:10])
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+            raise errors.MountError(
+                f"{mountpoint} has {len(names)} file(s) not yet stored: {shown}{more} "
+                "(is the server reachable?); they are kept on local disk. Retry later, or use "
+                "--force to unmount now: the next mount of the bucket stores them"
+            )
+        time.sleep(0.2)
 
 
 def unmount(mountpoint: Path, *, lazy: bool = False) -> None:

@@ -43,10 +43,12 @@ BUCKET_NAME_LIMIT = 60
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_osfs_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Keep the embedded server (and any osfs state) of the whole session in a temporary dir."""
+    """Keep the embedded server and the mounts' spool files of the whole session in temporary
+    dirs (``XDG_CACHE_HOME`` is where a mount's ``--cache-dir`` defaults to)."""
     with pytest.MonkeyPatch.context() as patch:
         directory = tmp_path_factory.mktemp("osfs-data")
         patch.setenv(embedded.DATA_DIR_ENV, str(directory))
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
         try:
             yield directory
         finally:

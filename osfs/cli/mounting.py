@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -82,6 +83,15 @@ def mount_defaults(args: argparse.Namespace) -> MountDefaults:
     )
 
 
+def cache_dir_of(args: argparse.Namespace, env: Mapping[str, str]) -> Path:
+    """``--cache-dir``, else ``$XDG_CACHE_HOME/osfs`` (when absolute), else ``~/.cache/osfs``."""
+    if args.cache_dir:
+        return Path(os.path.abspath(os.path.expanduser(args.cache_dir)))
+    xdg = env.get("XDG_CACHE_HOME", "")
+    root = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return root / "osfs"
+
+
 def mountpoint_path(text: str) -> Path:
     """The mountpoint as an absolute path (``~`` expanded), for messages and the mount table."""
     return Path(os.path.abspath(os.path.expanduser(text)))
@@ -104,6 +114,7 @@ def mount_options(
         fuse_options=flags.passthrough,
         defaults=mount_defaults(args),
         cache_size=args.cache_size,
+        cache_dir=cache_dir_of(args, os.environ),
         foreground=args.foreground,
         ready_fd=args.ready_fd,
         systemd=args.systemd,
@@ -158,6 +169,8 @@ def umount(args: argparse.Namespace, out: Output) -> int:
     from osfs import mount as fuse_mount  # rule 1
 
     mountpoint = mountpoint_path(args.mountpoint)
+    if not args.force:
+        fuse_mount.wait_until_stored(mountpoint, cache_dir_of(args, os.environ), args.wait)
     fuse_mount.unmount(mountpoint, lazy=args.lazy)
     out.confirm(
         {"mountpoint": str(mountpoint), "unmounted": True}, lambda: f"unmounted {mountpoint}"

@@ -317,7 +317,10 @@ def _add_mount_commands(commands: _Commands) -> None:
         "mounted, or says why it is not. A background mount logs to --log-file, by default\n"
         "$XDG_STATE_HOME/osfs/mount-BUCKET.log (~/.local/state/osfs/mount-BUCKET.log); in the\n"
         "foreground it logs to stderr. With no server named, a missing bucket is created on\n"
-        "the embedded server. Unmount with 'osfs umount' (or 'fusermount3 -u').",
+        "the embedded server. Unmount with 'osfs umount' (or 'fusermount3 -u').\n\n"
+        "Written files wait in --cache-dir on local disk and are stored when closed (close\n"
+        "and fsync report a failed upload); what cannot be stored is kept there, retried,\n"
+        "and uploaded by the next mount of the bucket if osfs stops first.",
     )
     mount.add_argument("bucket", metavar="BUCKET")
     mount.add_argument("mountpoint", metavar="MOUNTPOINT", help="an empty directory")
@@ -368,6 +371,11 @@ def _add_mount_commands(commands: _Commands) -> None:
         help="memory for cached file data (default: 256MiB)",
     )
     mount.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="local disk for files being written (default: $XDG_CACHE_HOME/osfs, ~/.cache/osfs)",
+    )
+    mount.add_argument(
         "--log-level", choices=LEVELS, default="info", help="least severe to log (default: info)"
     )
     mount.add_argument(
@@ -388,9 +396,26 @@ def _add_mount_commands(commands: _Commands) -> None:
         "osfs umount ~/photos",
         "osfs umount --lazy /mnt/photos",
         note="A directory still in use cannot be unmounted; --lazy detaches it now and\n"
-        "finishes once the last program lets go.",
+        "finishes once the last program lets go. While files written through the mount are\n"
+        "not stored yet (the server is away), umount waits up to --wait seconds, then refuses\n"
+        "and names them; --force unmounts anyway and the next mount of the bucket stores them.",
     )
     umount.add_argument("mountpoint", metavar="MOUNTPOINT")
     umount.add_argument(
         "-l", "--lazy", action="store_true", help="detach now even if busy (fusermount3 -z)"
+    )
+    umount.add_argument(
+        "--force",
+        action="store_true",
+        help="unmount even with files not yet stored (they stay in the cache dir)",
+    )
+    umount.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for files being stored (default: 10)",
+    )
+    umount.add_argument(
+        "--cache-dir", metavar="DIR", help="the mount's --cache-dir, if it was given one"
     )

@@ -13,7 +13,9 @@ Rules:
    exists with the same kind: a new version of a file (new nuid) keeps the inode and bumps
    ``Node.version``, so the kernel sees the same file with new content. A change of kind (file
    to directory, file to symlink) is a new inode in the same directory entry, because the
-   kernel must never see an inode change its type. Generations can therefore stay 0.
+   kernel must never see an inode change its type. Generations can therefore stay 0. A move
+   (:meth:`InodeTable.move`: rename(2) through the mount) keeps the numbers of the moved entry
+   and of everything below it, as the kernel keeps its inodes when it moves a dentry.
 4. Lookup counts are the kernel's, exactly as pyfuse3 documents: :meth:`remember` after every
    successful ``lookup``/``create``/``mkdir``/``symlink``/``link`` and every ``readdir_reply``
    that returned True (never for ``.``/``..``); :meth:`forget` subtracts. A removed entry is
@@ -45,7 +47,7 @@ from dataclasses import dataclass
 from typing import NewType
 
 from osfs.core.meta import ObjectInfo, ObjectLink
-from osfs.core.names import Hidden, map_name, symlink_target
+from osfs.core.names import Hidden, Mapped, map_name, symlink_target
 from osfs.core.posix import is_symlink, stored_symlink
 
 Inode = NewType("Inode", int)
@@ -167,9 +169,11 @@ class Changes:
         entries: ``(parent, name)`` of every directory entry added, removed or pointed at a new
             inode (for ``invalidate_entry``; the kernel also drops ``parent``'s cached
             attributes and listing when it handles one).
-        deleted: ``(parent, name, old_ino)`` for the entries in ``entries`` that were removed
-            outright (not replaced), for ``invalidate_entry(..., deleted=old_ino)`` so inotify
-            watchers see a delete.
+        deleted: ``(parent, name, old_ino)`` for the entries in ``entries`` whose node left the
+            tree with its object: removed outright, or (:meth:`InodeTable.move`) overwritten by
+            the moved entry. For ``invalidate_entry(..., deleted=old_ino)`` so inotify watchers
+            see a delete. An entry pointed at a new inode by a change of kind is not listed
+            (its object lives on), nor is the source entry of a move (its node lives on).
         contents: inodes whose data changed (new nuid, new symlink target): invalidate data and
             attributes.
         attrs: inodes whose attributes alone changed (disjoint from ``contents``).
@@ -255,6 +259,105 @@ class InodeTable:
             self._apply(info, recorder)
         return recorder.changes(self._nodes)
 
+    def move(
+        self,
+        src_parent: Inode,
+        src_name: str,
+        dst_parent: Inode,
+        dst_name: str,
+        renamed: Mapping[str, ObjectInfo],
+    ) -> Changes:
+        """Move entry ``src_name`` of ``src_parent`` to ``dst_name`` in ``dst_parent`` (rename(2)).
+
+        The moved entry and everything below it keep their inode numbers, lookup counts and
+        versions (rule 3); the store has already renamed the objects. The entry gets a fresh
+        entry id in the destination, or the id of the entry it replaces (rule 5). An existing
+        destination must be a FILE or SYMLINK: it is replaced, its object counted as gone (the
+        rename overwrote it, or the caller deleted it), its node detached as a delete would
+        (kept while the kernel holds it). Implicit directories left empty at the source go
+        (rule 1); the destination's directories exist already. A move onto itself (same parent
+        and name) is a no-op and ``renamed`` is not examined.
+
+        Args:
+            renamed: the old name of every object the entry holds (see :meth:`objects_below`)
+                to its info under the new name: the old name with the entry's path swapped for
+                the destination's. Infos below are updated in place; a leaf's version is bumped
+                (and reported in ``contents``) only when its content changes, which for a
+                symlink includes a new ``readlink`` answer (an object link's relative target
+                depends on where the link is).
+
+        Returns:
+            The entries of both names (and of source directories that went), ``deleted`` for
+            a replaced destination node, ``attrs``/``contents`` for nodes whose object or
+            marker changed, ``hidden`` for shadowed objects under their new names.
+
+        Raises:
+            KeyError: an unknown or detached parent, or no entry ``src_name``.
+            NotADirectoryError: a parent is not a directory.
+            ValueError: a name is not a valid path component, the destination is a directory,
+                a directory would move into itself or below itself, or ``renamed`` does not map
+                exactly the entry's objects to infos of the right names and kinds. Checked
+                before any change: a failed move changes nothing.
+        """
+        source = self._directory(src_parent)
+        target = self._directory(dst_parent)
+        if not target.attached:
+            raise KeyError(f"inode {dst_parent} is no longer in the tree")
+        for name in (src_name, dst_name):
+            if not _is_component(name):
+                raise ValueError(f"{name!r} is not a valid name in a directory")
+        node = _entries_of(source).by_name.get(src_name)
+        if node is None:
+            raise KeyError(f"no entry {src_name!r} in directory {src_parent}")
+        if source is target and src_name == dst_name:
+            return Changes()
+        existing = _entries_of(target).by_name.get(dst_name)
+        if existing is not None and existing.kind is Kind.DIR:
+            raise ValueError(f"the destination {dst_name!r} is a directory")
+        if node.kind is Kind.DIR:
+            above: Node | None = target
+            while above is not None:
+                if above is node:
+                    raise ValueError(f"cannot move directory {node.ino} below itself")
+                above = above._parent
+        old_parts = self.parts_of(node.ino)
+        new_parts = (*self.parts_of(target.ino), dst_name)
+        updates = self._plan_move(node, old_parts, new_parts, renamed)
+
+        # Nothing below can fail: the move happens.
+        rec = _Recorder()
+        count = _objects_held(node)
+        self._count_objects(target, count - (existing is not None))
+        self._take_out(node, rec)
+        if existing is None:
+            self._link(target, dst_name, node, rec)
+        else:
+            self._replace(existing, node, rec)
+            rec.deleted[target.ino, dst_name, existing.ino] = None
+        for holder, slot, _, _ in updates:
+            if slot is _Slot.SHADOWED:
+                del self._hidden[_known(holder.shadowed).name]
+        for holder, slot, rel, info in updates:
+            if slot is _Slot.LEAF:
+                old = _known(holder.info)
+                holder.info = info
+                if _content_key(old) != _content_key(info) or (
+                    holder.kind is Kind.SYMLINK
+                    and _target(old_parts + rel, old) != _target(new_parts + rel, info)
+                ):
+                    holder.version += 1
+                    rec.contents[holder.ino] = None
+                else:
+                    rec.attrs[holder.ino] = None  # the name (and revision) changed
+            elif slot is _Slot.MARKER:
+                holder.marker_info = info
+                rec.attrs[holder.ino] = None
+            else:
+                holder.shadowed = info
+                self._hide_shadowed(info.name, rec)
+        self._release(source, rec, count)
+        return rec.changes(self._nodes)
+
     # ----------------------------------------------------------------------------- queries
 
     def node(self, ino: Inode) -> Node:
@@ -318,6 +421,20 @@ class InodeTable:
             last = entry_id
             yield entry_id, node.name, node
 
+    def objects_below(self, ino: Inode) -> list[ObjectInfo]:
+        """Every object an attached entry holds, as a path walk (what a rename must rename).
+
+        A leaf holds its object. A directory holds the object it shadows (``a``), its marker
+        (``a/``), then what its entries hold, by name. The root holds the whole tree.
+
+        Raises:
+            KeyError: ``ino`` is unknown or detached.
+        """
+        node = self._nodes[ino]
+        if not node.attached:
+            raise KeyError(f"inode {ino} is no longer in the tree")
+        return [info for _, _, _, info in _held(node, ())]
+
     def parts_of(self, ino: Inode) -> tuple[str, ...]:
         """The path of an attached entry as components (``()`` for the root).
 
@@ -370,9 +487,7 @@ class InodeTable:
         info = node.info
         if node.kind is not Kind.SYMLINK or info is None:
             raise ValueError(f"inode {ino} is not a symlink")
-        if info.link is not None:
-            return symlink_target(self.parts_of(ino), info.link, bucket=info.bucket)
-        target = stored_symlink(info)
+        target = _target(self.parts_of(ino), info)
         if target is None:  # the kind says it has one
             raise ValueError(f"inode {ino} has no symlink target")
         return target
@@ -668,18 +783,73 @@ class InodeTable:
         elif old != info:
             rec.attrs[node.ino] = None
 
-    def _release(self, directory: Node | None, rec: _Recorder) -> None:
-        """One object under ``directory`` (and so under each ancestor) went away.
+    def _release(self, directory: Node | None, rec: _Recorder, count: int = 1) -> None:
+        """``count`` objects under ``directory`` (and so under each ancestor) went away.
 
         Directories left with nothing below them and no marker go, deepest first.
         """
         while directory is not None:
             entries = _entries_of(directory)
             above = directory._parent
-            entries.objects -= 1
+            entries.objects -= count
             if entries.objects == 0 and directory.marker_info is None and above is not None:
                 self._vacate(directory, rec)
             directory = above
+
+    @staticmethod
+    def _count_objects(directory: Node | None, count: int) -> None:
+        """``count`` objects arrived under ``directory`` (and so under each ancestor)."""
+        while directory is not None:
+            _entries_of(directory).objects += count
+            directory = directory._parent
+
+    @staticmethod
+    def _plan_move(
+        node: Node,
+        old_parts: tuple[str, ...],
+        new_parts: tuple[str, ...],
+        renamed: Mapping[str, ObjectInfo],
+    ) -> list[tuple[Node, _Slot, tuple[str, ...], ObjectInfo]]:
+        """The new info of every object ``node`` holds, after checking ``renamed`` covers them.
+
+        Raises:
+            ValueError: ``renamed`` misses an object, has one too many, or gives an info of the
+                wrong name or kind (or a delete marker).
+        """
+        old_prefix = "/".join(old_parts)
+        new_prefix = "/".join(new_parts)
+        updates: list[tuple[Node, _Slot, tuple[str, ...], ObjectInfo]] = []
+        for holder, slot, rel, old in _held(node, ()):
+            info = renamed.get(old.name)
+            if info is None:
+                raise ValueError(f"renamed lacks {old.name!r}")
+            expected = new_prefix + old.name[len(old_prefix) :]
+            if info.name != expected or info.deleted:
+                raise ValueError(f"{old.name!r} must be renamed to a live {expected!r}")
+            if slot is _Slot.LEAF and _kind_of(info) is not holder.kind:
+                raise ValueError(f"{old.name!r} would change its kind")
+            updates.append((holder, slot, rel, info))
+        if len(renamed) != len(updates):
+            held = {old.name for _, _, _, old in _held(node, ())}
+            extra = sorted(name for name in renamed if name not in held)
+            raise ValueError(f"renamed names objects the entry does not hold: {extra!r}")
+        return updates
+
+    def _take_out(self, node: Node, rec: _Recorder) -> None:
+        """Remove ``node``'s entry from its directory, keeping the node (it moves)."""
+        directory = node._parent
+        assert directory is not None
+        entries = _entries_of(directory)
+        del entries.by_name[node.name]
+        del entries.by_id[node.entry_id]
+        if node.kind is Kind.DIR:
+            entries.subdirs -= 1
+        if len(entries.ids) > 2 * len(entries.by_id) + _COMPACT_SLACK:
+            entries.ids = list(entries.by_id)
+            entries.epoch += 1
+        self._entry_count -= 1
+        node._parent = None
+        rec.entries[directory.ino, node.name] = None
 
     def _vacate(self, directory: Node, rec: _Recorder) -> None:
         """An empty directory goes; the object it shadowed, if any, shows again."""
@@ -705,6 +875,18 @@ class InodeTable:
         rec.hidden.append((name, SHADOWED_REASON))
 
     # -------------------------------------------------------------- entries and inode numbers
+
+    def _directory(self, ino: Inode) -> Node:
+        """The node of a directory inode.
+
+        Raises:
+            KeyError: ``ino`` is unknown.
+            NotADirectoryError: ``ino`` is not a directory.
+        """
+        node = self._nodes[ino]
+        if node._entries is None:
+            raise NotADirectoryError(f"inode {ino} is not a directory")
+        return node
 
     def _walk(self, parts: tuple[str, ...]) -> Node | None:
         node = self._root
@@ -759,17 +941,8 @@ class InodeTable:
         """Remove ``node``'s entry from its directory and detach it."""
         directory = node._parent
         assert directory is not None
-        entries = _entries_of(directory)
-        del entries.by_name[node.name]
-        del entries.by_id[node.entry_id]
-        if node.kind is Kind.DIR:
-            entries.subdirs -= 1
-        if len(entries.ids) > 2 * len(entries.by_id) + _COMPACT_SLACK:
-            entries.ids = list(entries.by_id)
-            entries.epoch += 1
-        self._entry_count -= 1
+        self._take_out(node, rec)
         self._detach(node)
-        rec.entries[directory.ino, node.name] = None
         rec.deleted[directory.ino, node.name, node.ino] = None
 
     def _detach(self, node: Node) -> None:
@@ -777,6 +950,63 @@ class InodeTable:
         node.attached = False
         if node.lookups == 0:
             del self._nodes[node.ino]
+
+
+class _Slot(enum.Enum):
+    """Where a node holds an object."""
+
+    LEAF = enum.auto()  # Node.info
+    MARKER = enum.auto()  # Node.marker_info
+    SHADOWED = enum.auto()  # Node.shadowed
+
+
+def _held(
+    node: Node, rel: tuple[str, ...]
+) -> Iterator[tuple[Node, _Slot, tuple[str, ...], ObjectInfo]]:
+    """Every object ``node`` holds, as ``(holder, slot, path below node, info)``: a path walk.
+
+    Iterative (names may nest deeper than Python's recursion limit).
+    """
+    pending = [(node, rel)]
+    while pending:
+        node, rel = pending.pop()
+        entries = node._entries
+        if entries is None:
+            yield node, _Slot.LEAF, rel, _known(node.info)
+            continue
+        if node.shadowed is not None:
+            yield node, _Slot.SHADOWED, rel, node.shadowed
+        if node.marker_info is not None:
+            yield node, _Slot.MARKER, rel, node.marker_info
+        by_name = entries.by_name
+        pending.extend((by_name[name], (*rel, name)) for name in sorted(by_name, reverse=True))
+
+
+def _objects_held(node: Node) -> int:
+    """How many objects an entry holds (what it counts for in its ancestors' ``objects``)."""
+    entries = node._entries
+    if entries is None:
+        return 1
+    return entries.objects + (node.marker_info is not None) + (node.shadowed is not None)
+
+
+def _is_component(name: str) -> bool:
+    """True for a name that can be one entry of a directory (``names.map_name`` rules)."""
+    mapped = map_name(name)
+    return isinstance(mapped, Mapped) and not mapped.is_dir_marker and mapped.parts == (name,)
+
+
+def _known(info: ObjectInfo | None) -> ObjectInfo:
+    """An info known to be there."""
+    assert info is not None
+    return info
+
+
+def _target(parts: tuple[str, ...], info: ObjectInfo) -> str | None:
+    """What ``readlink`` answers for a symlink object at ``parts`` (see ``readlink``)."""
+    if info.link is not None:
+        return symlink_target(parts, info.link, bucket=info.bucket)
+    return stored_symlink(info)
 
 
 def _kind_of(info: ObjectInfo) -> Kind:

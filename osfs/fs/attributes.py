@@ -24,7 +24,12 @@ BLOCK_SIZE = 128 * 1024
 
 
 def entry_attributes(
-    node: Node, defaults: MountDefaults, *, started_ns: int, link_target: str = ""
+    node: Node,
+    defaults: MountDefaults,
+    *,
+    started_ns: int,
+    link_target: str = "",
+    local: tuple[PosixAttrs, int] | None = None,
 ) -> pyfuse3.EntryAttributes:
     """The attributes of ``node``.
 
@@ -33,8 +38,10 @@ def entry_attributes(
         defaults: the mount's mode, uid and gid for objects that carry none.
         started_ns: the time shown for implicit directories (the mount's start).
         link_target: a symlink's target (its length is the symlink's size, as POSIX has it).
+        local: attributes and size of a file written through the mount, not (all) stored yet:
+            they win over the stored object's.
     """
-    posix = _posix_of(node, defaults, started_ns)
+    posix = _posix_of(node, defaults, started_ns) if local is None else local[0]
     entry = pyfuse3.EntryAttributes()
     entry.st_ino = pyfuse3.InodeT(node.ino)
     entry.generation = 0
@@ -45,7 +52,10 @@ def entry_attributes(
     entry.st_uid = posix.uid
     entry.st_gid = posix.gid
     entry.st_rdev = 0
-    size = len(link_target.encode()) if node.kind is Kind.SYMLINK else _size_of(node)
+    if node.kind is Kind.SYMLINK:
+        size = len(link_target.encode())
+    else:
+        size = _size_of(node) if local is None else local[1]
     entry.st_size = size
     entry.st_blksize = BLOCK_SIZE
     entry.st_blocks = (size + 511) // 512

@@ -3,8 +3,8 @@
 Rules:
 1. Only ``pyfuse3.FUSEError`` may leave a handler (anything else ends ``pyfuse3.main``), so every
    handler is wrapped by :func:`fuse_errors`: domain errors become their errno from
-   :data:`ERRNO_TABLE`; anything unexpected is logged with its traceback and answered EIO, and
-   the mount stays up.
+   :data:`ERRNO_TABLE`; an ``OSError`` (the local spool disk) keeps its own; anything
+   unexpected is logged with its traceback and answered EIO, and the mount stays up.
 2. The non-obvious choices are explained beside them.
 """
 
@@ -33,6 +33,7 @@ ERRNO_TABLE: tuple[tuple[type[errors.OsfsError], int], ...] = (
     # A listed name whose object vanished under us (another client deleted it): the kernel's
     # entry is stale. ENOENT makes it drop the entry; the watcher invalidates it too.
     (errors.ObjectNotFoundError, errno.ENOENT),
+    (errors.UpdateMetaDeletedError, errno.ENOENT),
     (errors.BucketNotFoundError, errno.ENOENT),
     # Sealed buckets refuse every change: a read-only filesystem, as `mount -o ro` would say.
     (errors.BucketSealedError, errno.EROFS),
@@ -73,6 +74,11 @@ def fuse_errors(
             number = errno_of(exc)
             level = logging.WARNING if number == errno.EIO else logging.DEBUG
             log.log(level, "%s: %s (answered %s)", handler.__name__, exc, errno.errorcode[number])
+            raise pyfuse3.FUSEError(number) from exc
+        except OSError as exc:
+            # Local I/O (the spool disk): its own errno, so a full disk is ENOSPC.
+            number = exc.errno or errno.EIO
+            log.warning("%s: %s (answered %s)", handler.__name__, exc, errno.errorcode[number])
             raise pyfuse3.FUSEError(number) from exc
         except Exception:
             log.exception("%s failed unexpectedly; answered EIO", handler.__name__)

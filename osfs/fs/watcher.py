@@ -10,6 +10,12 @@ Rules (DESIGN §6):
    *purge* of the old name's subject, which no watch delivers. So a live nuid seen under a new
    name removes the name it was known by.
 4. Outages are the store's business: its watch resumes after reconnects and server restarts.
+5. The mount's own changes are applied at once (:meth:`Watcher.apply_local`, or
+   :meth:`Watcher.noted_local` after a move the table did itself) and noted in
+   ``osfs.core.revisions.LocalRevisions``: their echoes, and older documents of the same names
+   still on their way, are dropped instead of undoing them for a moment. While the mount
+   changes the bucket and then the table (``async with watcher.held:``), no batch is applied,
+   so an operation finds the table as it left it (a rename must move the entry it renamed).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import trio
 
 from osfs.core.inodes import Changes, InodeTable
 from osfs.core.meta import ObjectInfo
+from osfs.core.revisions import LocalRevisions
 from osfs.core.store_api import Store
 
 log = logging.getLogger(__name__)
@@ -84,6 +91,8 @@ class Watcher:
         self._table = table
         self._invalidator = invalidator
         self._name_of_nuid: dict[str, str] = {}
+        self._local = LocalRevisions()
+        self.held = trio.Lock()
         self.batches = 0
         self.applied = 0
 
@@ -93,7 +102,12 @@ class Watcher:
         async with self._store.watch() as batches:
             async for batch in batches:
                 infos = [entry for entry in batch if entry is not None]
-                changes = self._table.apply_many(self._with_renames(infos))
+                async with self.held:
+                    if infos:
+                        fresh = [info for info in infos if not self._local.is_stale(info)]
+                        self._local.passed(max(info.revision for info in infos))
+                        infos = fresh
+                    changes = self._table.apply_many(self._with_renames(infos))
                 self.batches += 1
                 self.applied += len(infos)
                 for name, reason in changes.hidden:
@@ -104,6 +118,25 @@ class Watcher:
                     started = True
                     log.info("snapshot loaded: %d entries", self._table.entries())
                     task_status.started()
+
+    def apply_local(self, infos: Sequence[ObjectInfo]) -> Changes:
+        """Apply documents this mount just stored (rule 5); the kernel is not told: it made
+        the change itself."""
+        changes = self._table.apply_many(self._with_renames(infos))
+        for info in infos:
+            self._local.note(info.name, info.revision)
+        return changes
+
+    def noted_local(self, infos: Sequence[ObjectInfo], gone: Sequence[str] = ()) -> None:
+        """Note documents this mount stored and the table already shows (a move, rule 5);
+        ``gone`` are the names they moved away from."""
+        for info in infos:
+            if info.nuid:
+                self._name_of_nuid[info.nuid] = info.name
+            self._local.note(info.name, info.revision)
+        revision = max((info.revision for info in infos), default=0)
+        for name in gone:
+            self._local.note(name, revision)
 
     def _with_renames(self, infos: Iterable[ObjectInfo]) -> Iterable[ObjectInfo]:
         """The infos, each preceded by the removal of a name its nuid moved away from (rule 3)."""

@@ -586,3 +586,344 @@ def test_large_flat_and_deep_loads_keep_invariants(table: InodeTable) -> None:
     table.check_invariants()
     table.apply_many(gone(f"dir{i % 50}/sub{i % 7}/f{i}") for i in range(5000))
     assert table.entries() == 0
+
+
+# ------------------------------------------------------------------------------- move
+
+
+def renamed_for(table: InodeTable, ino: Inode, new_path: str) -> dict[str, ObjectInfo]:
+    """What the store's rename made of the objects ``ino`` holds: new names, new revisions."""
+    old_path = table.path_of(ino)
+    return {
+        info.name: replace(info, name=new_path + info.name[len(old_path) :], revision=7)
+        for info in table.objects_below(ino)
+    }
+
+
+def move(table: InodeTable, src: str, dst: str) -> Changes:
+    """Move the entry at path ``src`` to path ``dst`` (whose directory exists)."""
+    node = at(table, src)
+    src_parent = table.node_for_name(src.rpartition("/")[0])
+    dst_parent = table.node_for_name(dst.rpartition("/")[0])
+    assert src_parent is not None
+    assert dst_parent is not None
+    renamed = renamed_for(table, node.ino, dst)
+    changes = table.move(src_parent.ino, node.name, dst_parent.ino, dst.rpartition("/")[2], renamed)
+    table.check_invariants()
+    return changes
+
+
+def state(table: InodeTable) -> object:
+    """Everything a failed move must leave as it was."""
+    seen = []
+    pending = [(ROOT, "")]
+    while pending:
+        ino, path = pending.pop()
+        for offset, name, node in table.readdir(ino, 0):
+            child = f"{path}/{name}"
+            seen.append(
+                (child, offset, node.ino, node.info, node.marker_info, node.shadowed, node.nlink)
+            )
+            if node.kind is Kind.DIR:
+                pending.append((node.ino, child))
+    return seen, table.hidden(), table.statistics()
+
+
+def test_objects_below_walks_the_paths(table: InodeTable) -> None:
+    table.apply_many(
+        [put("a/z"), put("a/b/y"), put("a"), put("a/"), put("a/b/"), link("a/c", "x"), put("q")]
+    )
+    assert [info.name for info in table.objects_below(at(table, "a").ino)] == [
+        "a",
+        "a/",
+        "a/b/",
+        "a/b/y",
+        "a/c",
+        "a/z",
+    ]
+    assert table.objects_below(at(table, "a/c").ino) == [link("a/c", "x")]
+    assert len(table.objects_below(ROOT)) == 7
+    table.apply(put("q/x"))
+    q = at(table, "q")
+    table.remember(q.ino)
+    table.apply(gone("q/x"))  # q/x goes, and so does directory q: the file q shows again
+    with pytest.raises(KeyError):
+        table.objects_below(q.ino)
+    with pytest.raises(KeyError):
+        table.objects_below(Inode(999))
+
+
+def test_move_renames_a_file_within_its_directory(table: InodeTable) -> None:
+    table.apply_many([put("d/f"), put("d/g")])
+    d, f = at(table, "d"), at(table, "d/f")
+    old_id = f.entry_id
+    changes = move(table, "d/f", "d/h")
+    assert changes == Changes(entries=((d.ino, "f"), (d.ino, "h")), attrs=(f.ino,))
+    assert at(table, "d/h") is f
+    assert table.lookup(d.ino, "f") is None
+    assert (f.name, f.parent, f.version) == ("h", d.ino, 0)
+    assert f.info == replace(put("d/h"), revision=7)
+    assert f.entry_id > at(table, "d/g").entry_id > old_id  # a fresh id, at the end
+    assert names(table, d.ino) == ["g", "h"]
+    assert tree(table) == {"d": Kind.DIR, "d/g": Kind.FILE, "d/h": Kind.FILE}
+
+
+def test_move_across_directories_counts_objects_on_both_sides(table: InodeTable) -> None:
+    table.apply_many([put("a/x/f"), put("a/x/keep"), put("b/y/other")])
+    a, x, b, y, f = (at(table, p) for p in ("a", "a/x", "b", "b/y", "a/x/f"))
+    changes = move(table, "a/x/f", "b/y/g")
+    assert changes == Changes(entries=((x.ino, "f"), (y.ino, "g")), attrs=(f.ino,))
+    assert at(table, "b/y/g") is f
+    assert table.path_of(f.ino) == "b/y/g"
+    assert table.node_for_name("b/y/g") is f
+    # The counts moved with it: removing what is left empties each side exactly.
+    table.apply(gone("a/x/keep"))
+    assert table.lookup(ROOT, "a") is None
+    assert at(table, "b") is b
+    table.apply(gone("b/y/other"))
+    table.apply(gone("b/y/g"))
+    assert tree(table) == {}
+    for ino in (a.ino, x.ino, b.ino, y.ino, f.ino):
+        with pytest.raises(KeyError):
+            table.node(ino)
+
+
+def test_move_onto_a_file_takes_its_entry_id_and_detaches_it(table: InodeTable) -> None:
+    table.apply_many([put("src/f", nuid="S"), put("e/f1"), put("e/f2", nuid="D"), put("e/f3")])
+    src, e, f, victim = at(table, "src"), at(table, "e"), at(table, "src/f"), at(table, "e/f2")
+    table.remember(victim.ino)
+    offsets = {name: offset for offset, name, _ in table.readdir(e.ino, 0)}
+    changes = move(table, "src/f", "e/f2")
+    assert changes == Changes(
+        entries=((src.ino, "f"), (e.ino, "f2"), (ROOT, "src")),
+        deleted=((e.ino, "f2", victim.ino), (ROOT, "src", src.ino)),
+        attrs=(f.ino,),
+    )
+    assert at(table, "e/f2") is f
+    assert f.info == replace(put("e/f2", nuid="S"), revision=7)
+    assert {name: offset for offset, name, _ in table.readdir(e.ino, 0)} == offsets
+    assert f.entry_id == offsets["f2"]
+    # The replaced file is detached like a deleted one: kept while the kernel holds it.
+    assert table.node(victim.ino) is victim
+    assert (victim.attached, victim.nlink) == (False, 0)
+    table.forget(victim.ino, 1)
+    with pytest.raises(KeyError):
+        table.node(victim.ino)
+    assert table.entries() == 4  # e, e/f1, e/f2, e/f3
+
+
+def test_move_onto_an_unheld_file_frees_it(table: InodeTable) -> None:
+    table.apply_many([put("f"), put("g")])
+    victim = at(table, "g")
+    move(table, "f", "g")
+    with pytest.raises(KeyError):
+        table.node(victim.ino)
+    assert tree(table) == {"g": Kind.FILE}
+
+
+def test_move_of_a_directory_keeps_every_inode_below(table: InodeTable) -> None:
+    table.apply_many(
+        [put("a/b/c"), put("a/b/d/"), put("a/e"), link("a/s", "a/e"), put("a/"), put("x/k")]
+    )
+    paths = ["a", "a/b", "a/b/c", "a/b/d", "a/e", "a/s"]
+    before = {path: at(table, path) for path in paths}
+    for node in before.values():
+        table.remember(node.ino)
+    x = at(table, "x")
+    changes = move(table, "a", "x/z")
+    after = {path: at(table, "x/z" + path[1:]) for path in paths}
+    assert after == before
+    moved = before["a"]
+    assert changes.entries == ((ROOT, "a"), (x.ino, "z"))
+    assert changes.deleted == ()
+    # The object link now sits one level deeper: its readlink answer changed.
+    assert changes.contents == (before["a/s"].ino,)
+    assert before["a/s"].version == 1
+    assert table.readlink(before["a/s"].ino) == "../../a/e"
+    assert set(changes.attrs) == {
+        before[p].ino for p in ("a", "a/b/c", "a/b/d", "a/e")
+    }  # the marked directories and the files
+    assert moved.marker_info == replace(put("x/z/"), revision=7)
+    assert before["a/b/d"].marker_info == replace(put("x/z/b/d/"), revision=7)
+    assert before["a/b/c"].info == replace(put("x/z/b/c"), revision=7)
+    assert before["a/b/c"].version == 0
+    assert all(node.lookups == 1 for node in before.values())
+    assert (moved.parent, moved.name, table.node(ROOT).nlink, x.nlink) == (x.ino, "z", 3, 3)
+    assert tree(table) == {
+        "x": Kind.DIR,
+        "x/k": Kind.FILE,
+        "x/z": Kind.DIR,
+        "x/z/b": Kind.DIR,
+        "x/z/b/c": Kind.FILE,
+        "x/z/b/d": Kind.DIR,
+        "x/z/e": Kind.FILE,
+        "x/z/s": Kind.SYMLINK,
+    }
+    assert table.entries() == 8
+    # Counts are right below too: emptying the moved tree removes it, markers aside.
+    table.apply_many([gone("x/z/b/c"), gone("x/z/e"), gone("x/z/s"), gone("x/z/b/d/")])
+    assert tree(table) == {"x": Kind.DIR, "x/k": Kind.FILE, "x/z": Kind.DIR}
+
+
+def test_move_empties_implicit_source_directories(table: InodeTable) -> None:
+    table.apply(put("a/b/f"))
+    a, b, f = at(table, "a"), at(table, "a/b"), at(table, "a/b/f")
+    changes = move(table, "a/b/f", "g")
+    assert changes == Changes(
+        entries=((b.ino, "f"), (ROOT, "g"), (a.ino, "b"), (ROOT, "a")),
+        deleted=((a.ino, "b", b.ino), (ROOT, "a", a.ino)),
+        attrs=(f.ino,),
+    )
+    assert tree(table) == {"g": Kind.FILE}
+    assert table.entries() == 1
+
+
+def test_move_within_an_ancestor_keeps_it(table: InodeTable) -> None:
+    table.apply(put("a/b/f"))
+    a, b = at(table, "a"), at(table, "a/b")
+    changes = move(table, "a/b/f", "a/g")
+    assert changes.deleted == ((a.ino, "b", b.ino),)
+    assert at(table, "a") is a
+    assert tree(table) == {"a": Kind.DIR, "a/g": Kind.FILE}
+
+
+def test_move_leaves_a_marked_source_directory(table: InodeTable) -> None:
+    table.apply_many([put("a/"), put("a/f")])
+    a, f = at(table, "a"), at(table, "a/f")
+    changes = move(table, "a/f", "g")
+    assert changes == Changes(entries=((a.ino, "f"), (ROOT, "g")), attrs=(f.ino,))
+    assert tree(table) == {"a": Kind.DIR, "g": Kind.FILE}
+    assert at(table, "a") is a
+
+
+def test_move_out_of_a_shadowing_directory_shows_the_file_again(table: InodeTable) -> None:
+    table.apply_many([put("a", nuid="F"), put("a/f")])
+    directory, f = at(table, "a"), at(table, "a/f")
+    changes = move(table, "a/f", "g")
+    file_ = at(table, "a")
+    assert changes == Changes(
+        entries=((directory.ino, "f"), (ROOT, "g"), (ROOT, "a")), attrs=(f.ino,)
+    )
+    assert file_.kind is Kind.FILE
+    assert file_.info == put("a", nuid="F")
+    assert table.hidden() == {}
+
+
+def test_move_takes_the_shadowed_object_along(table: InodeTable) -> None:
+    table.apply_many([put("a", nuid="F"), put("a/f"), put("q", nuid="Q")])
+    directory = at(table, "a")
+    # Over a file: the shadowed object's new name is the replaced file's.
+    changes = move(table, "a", "q")
+    assert changes.hidden == (("q", SHADOWED_REASON),)
+    assert at(table, "q") is directory
+    assert directory.shadowed == replace(put("q", nuid="F"), revision=7)
+    assert table.hidden() == {"q": SHADOWED_REASON}
+    assert table.node_for_name("a") is None
+    table.apply(gone("q/f"))  # the directory goes: its shadowed object shows
+    assert at(table, "q").info == replace(put("q", nuid="F"), revision=7)
+    assert table.hidden() == {}
+
+
+def test_move_onto_itself_is_a_no_op(table: InodeTable) -> None:
+    table.apply(put("d/f"))
+    d = at(table, "d")
+    before = state(table)
+    assert table.move(d.ino, "f", d.ino, "f", {}) == Changes()
+    assert state(table) == before
+
+
+def test_move_of_a_symlink_made_in_the_mount_keeps_its_target(table: InodeTable) -> None:
+    table.apply(put("d/s", nuid="", **{SYMLINK_KEY: "../t"}))
+    s = at(table, "d/s")
+    changes = move(table, "d/s", "s")
+    assert changes.attrs == (s.ino,)
+    assert changes.contents == ()
+    assert (table.readlink(s.ino), s.version) == ("../t", 0)
+
+
+def test_move_refusals_change_nothing(table: InodeTable) -> None:
+    table.apply_many([put("a/b/c"), put("a/"), put("f"), put("d/"), put("t/x")])
+    a, b, d, f, t = (at(table, p) for p in ("a", "a/b", "d", "f", "t"))
+    table.remember(t.ino)
+    table.apply(gone("t/x"))  # t is detached, still held
+    good = renamed_for(table, a.ino, "z")
+    before = state(table)
+    refusals: list[tuple[type[Exception], tuple[Inode, str, Inode, str], dict[str, ObjectInfo]]]
+    refusals = [
+        (KeyError, (Inode(999), "a", ROOT, "z"), good),
+        (KeyError, (ROOT, "a", Inode(999), "z"), good),
+        (KeyError, (ROOT, "nope", ROOT, "z"), {}),
+        (KeyError, (ROOT, "f", t.ino, "g"), renamed_for(table, f.ino, "t/g")),
+        (KeyError, (t.ino, "x", ROOT, "g"), {}),
+        (NotADirectoryError, (f.ino, "a", ROOT, "z"), good),
+        (NotADirectoryError, (ROOT, "a", f.ino, "z"), good),
+        (ValueError, (ROOT, "a", ROOT, "d"), renamed_for(table, a.ino, "d")),  # a directory
+        (ValueError, (ROOT, "a", a.ino, "z"), renamed_for(table, a.ino, "a/z")),  # into itself
+        (ValueError, (ROOT, "a", b.ino, "z"), renamed_for(table, a.ino, "a/b/z")),  # below
+        (ValueError, (ROOT, "a", ROOT, "y/z"), renamed_for(table, a.ino, "y/z")),
+        (ValueError, (ROOT, "a", ROOT, ".."), good),
+        (ValueError, (ROOT, "a", ROOT, ""), good),
+        (ValueError, (ROOT, "a", ROOT, "n\x00"), good),
+        (ValueError, (ROOT, "a", ROOT, "L" * 256), good),
+        (ValueError, (ROOT, "a/b", ROOT, "z"), {}),
+        # renamed does not cover exactly the subtree's objects:
+        (ValueError, (ROOT, "a", ROOT, "z"), {k: v for k, v in good.items() if k != "a/b/c"}),
+        (ValueError, (ROOT, "a", ROOT, "z"), {**good, "f": put("z2")}),
+        (ValueError, (ROOT, "a", ROOT, "z"), {**good, "a/b/c": put("z/b/x")}),
+        (ValueError, (ROOT, "a", ROOT, "z"), {**good, "a/b/c": gone("z/b/c")}),
+        (ValueError, (ROOT, "a", ROOT, "z"), {**good, "a/b/c": link("z/b/c", "f")}),
+        (ValueError, (ROOT, "a", ROOT, "z"), renamed_for(table, a.ino, "y")),
+        (ValueError, (ROOT, "f", d.ino, "g"), {}),
+    ]
+    for error, (src_parent, src_name, dst_parent, dst_name), renamed in refusals:
+        with pytest.raises(error):
+            table.move(src_parent, src_name, dst_parent, dst_name, renamed)
+        table.check_invariants()
+        assert state(table) == before, (error, src_name, dst_name)
+    move(table, "a", "z")  # the good mapping still works
+    assert tree(table)["z/b/c"] is Kind.FILE
+
+
+def test_move_of_a_directory_over_a_file(table: InodeTable) -> None:
+    table.apply_many([put("a/f"), put("x")])
+    a, x = at(table, "a"), at(table, "x")
+    changes = move(table, "a", "x")
+    assert changes.deleted == ((ROOT, "x", x.ino),)
+    assert at(table, "x") is a
+    assert tree(table) == {"x": Kind.DIR, "x/f": Kind.FILE}
+    assert table.node(ROOT).nlink == 3
+
+
+def test_move_keeps_lookup_counts(table: InodeTable) -> None:
+    table.apply_many([put("a/b/c"), put("a/d")])
+    nodes = [at(table, p) for p in ("a", "a/b", "a/b/c", "a/d")]
+    for count, node in enumerate(nodes, start=1):
+        for _ in range(count):
+            table.remember(node.ino)
+    move(table, "a", "z")
+    move(table, "z/b/c", "z/c")
+    assert [node.lookups for node in nodes] == [1, 2, 3, 4]
+    assert table.lookup(at(table, "z").ino, "b") is None  # a/b emptied and went
+    assert not nodes[1].attached
+    table.forget(nodes[1].ino, 2)
+    with pytest.raises(KeyError):
+        table.node(nodes[1].ino)
+    assert table.node(nodes[2].ino) is nodes[2]
+
+
+def test_readdir_across_moves_neither_repeats_nor_skips(table: InodeTable) -> None:
+    table.apply_many([put(f"d/f{i}") for i in range(10)] + [put("o/x"), put("o/y")])
+    d = at(table, "d").ino
+    first = list(table.readdir(d, 0))[:4]
+    assert [name for _, name, _ in first] == ["f0", "f1", "f2", "f3"]
+    resume = first[-1][0]
+    f8 = at(table, "d/f8")
+    move(table, "d/f1", "o/f1")  # listed already: gone
+    move(table, "d/f5", "o/f5")  # not yet listed: gone
+    move(table, "d/f6", "d/f8")  # f8 is replaced in place: listed once, at its place
+    move(table, "d/f2", "d/f0")  # both listed already
+    move(table, "o/x", "d/new")  # arrives: listed at the end
+    move(table, "d/f3", "d/f9")  # f9 not yet listed: replaced in place
+    assert names(table, d, resume) == ["f4", "f7", "f8", "f9", "new"]
+    assert at(table, "d/f8").ino != f8.ino
+    assert names(table, d) == ["f0", "f4", "f7", "f8", "f9", "new"]

@@ -12,19 +12,22 @@ Rules for these tests:
    that left the tree never comes back.
 4. Lookup counts follow a model counter; readdir listings are paginated across other steps
    and must neither repeat nor skip an entry present throughout.
+5. Moves (rename(2) through the mount) rename the model's objects under the moved path; the
+   moved entry and everything below keep their inode numbers at their new paths, and a
+   refused move leaves the table exactly as it was.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from osfs.core.inodes import ROOT, SHADOWED_REASON, Inode, InodeTable, Kind
+from osfs.core.inodes import ROOT, SHADOWED_REASON, Changes, Inode, InodeTable, Kind
 from osfs.core.meta import ObjectInfo, ObjectLink
-from osfs.core.names import Hidden, map_name
+from osfs.core.names import Hidden, map_name, object_name, symlink_target
 from osfs.core.posix import SYMLINK_KEY, is_symlink, stored_symlink
 
 Path = tuple[str, ...]
@@ -85,6 +88,18 @@ def _content(info: ObjectInfo) -> tuple[str, ObjectLink | None, str | None]:
     return info.nuid, info.link, stored_symlink(info)
 
 
+def _target(path: Path, info: ObjectInfo) -> str | None:
+    """What readlink answers for a symlink object at ``path``."""
+    if info.link is not None:
+        return symlink_target(path, info.link, bucket=info.bucket)
+    return stored_symlink(info)
+
+
+def _below(path: Path, top: Path) -> bool:
+    """``path`` is ``top`` or under it."""
+    return path[: len(top)] == top
+
+
 def expected_tree(
     live: dict[str, ObjectInfo],
 ) -> tuple[dict[Path, tuple[Kind, ObjectInfo | None]], dict[str, str]]:
@@ -122,6 +137,7 @@ class InodeTableMachine(RuleBasedStateMachine):
         self.owner: dict[Inode, tuple[Path, Kind]] = {ROOT: ((), Kind.DIR)}
         self.retired: set[Inode] = set()
         self.listings: list[Listing] = []
+        self.revision = 0
 
     # ------------------------------------------------------------------------- snapshots
 
@@ -303,6 +319,170 @@ class InodeTableMachine(RuleBasedStateMachine):
                 self.counts[node.ino] = self.counts.get(node.ino, 0) + 1
         if len(page) < size:
             self.finish(listing)
+
+    def moves(self, tree: dict[Path, Seen]) -> list[tuple[Path, Path]]:
+        """Every valid ``(source, destination)``: a visible entry to an existing directory and
+        a name of the alphabet, not into its own subtree, onto nothing or a file or symlink (or
+        onto itself)."""
+        candidates = []
+        dirs = sorted(path for path, seen in tree.items() if seen.kind is Kind.DIR)
+        for src in sorted(path for path in tree if path):
+            for directory in dirs:
+                if _below(directory, src):
+                    continue
+                for name in _GOOD:
+                    dst = (*directory, name)
+                    if dst not in tree or tree[dst].kind is not Kind.DIR or dst == src:
+                        candidates.append((src, dst))
+        return candidates
+
+    def renamed(self, src: Path, dst: Path) -> dict[str, ObjectInfo]:
+        """The model's live objects under ``src``, as the store's rename makes them."""
+        renamed: dict[str, ObjectInfo] = {}
+        for name, info in sorted(self.live.items()):
+            mapped = map_name(name)
+            if isinstance(mapped, Hidden) or not _below(mapped.parts, src):
+                continue
+            parts = (*dst, *mapped.parts[len(src) :])
+            self.revision += 1
+            renamed[name] = replace(
+                info, name=object_name(parts, is_dir=mapped.is_dir_marker), revision=self.revision
+            )
+        return renamed
+
+    @precondition(lambda self: bool(self.live))
+    @rule(data=st.data())
+    def move(self, data: st.DataObject) -> None:
+        before, hidden_before = self.snapshot(), self.table.hidden()
+        candidates = self.moves(before)
+        if not candidates:
+            return
+        src, dst = data.draw(st.sampled_from(candidates))
+        src_parent, dst_parent = before[src[:-1]].ino, before[dst[:-1]].ino
+        if src == dst:
+            assert self.table.move(src_parent, src[-1], dst_parent, dst[-1], {}) == Changes()
+            assert self.snapshot() == before
+            return
+        renamed = self.renamed(src, dst)
+        held = self.table.objects_below(before[src].ino)
+        assert [info.name for info in held] == sorted(renamed, key=lambda n: n.split("/"))
+        assert all(self.live[info.name] == info for info in held)
+        changes = self.table.move(src_parent, src[-1], dst_parent, dst[-1], renamed)
+        replaced = before.get(dst)
+        if replaced is not None:  # the rename overwrote the destination's object
+            assert replaced.info is not None
+            del self.live[replaced.info.name]
+        for name in renamed:
+            del self.live[name]
+        self.live.update({info.name: info for info in renamed.values()})
+        after = self.snapshot()
+
+        def relocated(path: Path) -> Path:
+            return (*dst, *path[len(src) :]) if _below(path, src) else path
+
+        # The moved entry and everything below it keep their numbers at their new paths.
+        for path, seen in before.items():
+            if _below(path, src):
+                there = after[relocated(path)]
+                assert (there.ino, there.kind) == (seen.ino, seen.kind), path
+                self.owner[seen.ino] = (relocated(path), seen.kind)
+        # Before, with the move's own effect applied: what is left to compare is its fallout.
+        moved: dict[Path, tuple[Path, Seen | None]] = {
+            relocated(path): (path, seen) for path, seen in before.items() if path != dst
+        }
+        entries = {(src_parent, src[-1]), (dst_parent, dst[-1])}
+        deleted = set() if replaced is None else {(dst_parent, dst[-1], replaced.ino)}
+        contents: set[Inode] = set()
+        attrs: set[Inode] = set()
+        for path in moved.keys() | after.keys():
+            old_path, old = moved.get(path, (path, None))
+            new = after.get(path)
+            if old is None or new is None or old.ino != new.ino:
+                # Source directories that went (or showed the file they shadowed again).
+                parent = before[old_path[:-1]].ino if new is None else after[path[:-1]].ino
+                entries.add((parent, path[-1]))
+                if new is None:
+                    assert old is not None
+                    deleted.add((parent, path[-1], old.ino))
+                continue
+            if old.kind is Kind.DIR:
+                if old.marker != new.marker:
+                    attrs.add(new.ino)
+                continue
+            assert old.info is not None
+            assert new.info is not None
+            if _content(old.info) != _content(new.info) or (
+                old.kind is Kind.SYMLINK and _target(old_path, old.info) != _target(path, new.info)
+            ):
+                contents.add(new.ino)
+                assert new.version == old.version + 1
+            else:
+                assert new.version == old.version
+                if old.info != new.info:
+                    attrs.add(new.ino)
+        assert len(set(changes.entries)) == len(changes.entries)
+        assert set(changes.entries) == entries
+        assert set(changes.deleted) == deleted
+        assert set(changes.contents) == contents
+        assert set(changes.attrs) == attrs
+        hidden_after = self.table.hidden()
+        newly_hidden = {(n, r) for n, r in hidden_after.items() if n not in hidden_before}
+        assert set(changes.hidden) == newly_hidden
+        self.track_inodes(before, after)
+        self.narrow_listings(after)
+
+    @precondition(lambda self: bool(self.live))
+    @rule(data=st.data(), how=st.sampled_from(["below", "onto a directory", "missing", "extra"]))
+    def move_refused(self, data: st.DataObject, how: str) -> None:
+        """A move the table must refuse, before changing anything."""
+        before = self.snapshot()
+        state = (self.table.hidden(), self.table.statistics(), self.listing_of(before))
+        entries = sorted(path for path in before if path)
+        if how == "below":
+            candidates = [
+                (src, (*directory, name))
+                for src in entries
+                for directory in entries
+                if before[src].kind is Kind.DIR
+                and before[directory].kind is Kind.DIR
+                and _below(directory, src)
+                for name in _GOOD
+            ]
+        elif how == "onto a directory":
+            candidates = [
+                (src, dst)
+                for src in entries
+                for dst in entries
+                if before[dst].kind is Kind.DIR and dst != src
+            ]
+        else:
+            candidates = [(src, dst) for src, dst in self.moves(before) if src != dst]
+        if not candidates:
+            return
+        src, dst = data.draw(st.sampled_from(candidates))
+        renamed = self.renamed(src, dst)
+        if how == "missing":
+            del renamed[data.draw(st.sampled_from(sorted(renamed)))]
+        elif how == "extra":
+            renamed["x"] = ObjectInfo(name="x", bucket="B", nuid="N1")
+        src_parent, dst_parent = before[src[:-1]].ino, before[dst[:-1]].ino
+        try:
+            self.table.move(src_parent, src[-1], dst_parent, dst[-1], renamed)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"move {src} -> {dst} ({how}) was not refused")
+        assert self.snapshot() == before
+        assert (self.table.hidden(), self.table.statistics(), self.listing_of(before)) == state
+
+    def listing_of(self, tree: dict[Path, Seen]) -> list[tuple[Inode, int, str]]:
+        """Every directory's readdir, with offsets."""
+        return [
+            (seen.ino, offset, name)
+            for seen in tree.values()
+            if seen.kind is Kind.DIR
+            for offset, name, _ in self.table.readdir(seen.ino, 0)
+        ]
 
     @precondition(lambda self: any(listing.yielded for listing in self.listings))
     @rule(data=st.data())

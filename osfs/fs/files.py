@@ -1,0 +1,368 @@
+"""Files open for writing through the mount: spool files, uploads at flush, retries (DESIGN §5).
+
+One :class:`OpenFile` per inode that is open (any number of handles share it, so a write through
+one descriptor is read through another, as POSIX says) or that still holds bytes not yet stored.
+
+Rules:
+1. Bytes go to a spool file on local disk. A file is *spooled* once it has one: from then on
+   every read of the inode is served from it. An existing object is copied into the spool at
+   the first change that needs its bytes (a write, or a truncate to a non-zero size); ``O_TRUNC``
+   and new files start empty and need no copy.
+2. A file is *dirty* from its first change until that change is stored. Upload happens at
+   ``flush`` (every ``close``) and ``fsync``, as one put of the whole spool file: the store
+   publishes the chunks, then the meta document, so no reader anywhere sees half a file. The
+   upload's error is the error of ``close``/``fsync``.
+3. Nothing is lost: a failed upload leaves the file dirty and its spool record on disk; a
+   background task retries with backoff (1 s doubling to 30 s); unmount uploads what is left
+   (:meth:`Files.drain`); a crash leaves the records for the next mount
+   (``osfs.fs.spool`` rule 2, :meth:`Files.adopt`).
+4. Per-file lock: writes, truncates, attribute changes, the copy-in and the upload of one file
+   exclude each other, so an upload stores one consistent state and marks exactly that state
+   clean. Reads do not take it (a spool being uploaded is not changing).
+5. New files exist only in this mount until their first upload (the *pending* state); a file
+   unlinked while open keeps its bytes for the open handles (copied in first, if need be) and is
+   never uploaded again.
+6. Attribute changes (mode, owner, times, user xattrs) of a dirty file ride along with its next
+   upload; of a clean one they are stored at once by ``update_meta`` (no data copied).
+Concurrency: trio; the state of an OpenFile changes only in this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+import trio
+
+from osfs.core import errors
+from osfs.core.meta import ObjectInfo, ObjectMeta
+from osfs.core.posix import PosixAttrs, metadata_with
+from osfs.core.store_api import Store
+from osfs.fs.reader import ChunkReader
+from osfs.fs.spool import Adopted, SpoolDir, SpoolFile
+
+log = logging.getLogger(__name__)
+
+#: Seconds before the first retry of a failed upload; doubled after each failure up to the max.
+RETRY_MIN = 1.0
+RETRY_MAX = 30.0
+#: Bytes copied per read when an existing object is copied into a spool file.
+FILL_STEP = 1024 * 1024
+
+#: Called with a file and the info of the version an upload just stored.
+StoredCallback = Callable[["OpenFile", ObjectInfo], None]
+
+
+@dataclass(eq=False)
+class OpenFile:
+    """The write state of one inode (see the module rules).
+
+    Attributes:
+        ino: the inode (0 for a file adopted from a crashed mount, which has none yet).
+        name: the object the bytes are stored as (changes on rename).
+        base: the stored version the bytes came from; None for a file never stored.
+        attrs: mode, owner and mtime as the mount shows them now (maybe not stored yet).
+        metadata: the other metadata keys to store with the next upload.
+        handles: open descriptors.
+        spool: the spool file, once there is one.
+        dirty: changed since the last successful upload.
+        failed: the last upload failed (the retry task tries again).
+        unlinked: the name was removed: never upload again.
+        record: the meta an adopted file is stored as (its record from the crashed mount).
+    """
+
+    ino: int
+    name: str
+    base: ObjectInfo | None
+    attrs: PosixAttrs
+    metadata: dict[str, str]
+    handles: int = 0
+    spool: SpoolFile | None = None
+    dirty: bool = False
+    failed: bool = False
+    unlinked: bool = False
+    record: ObjectMeta | None = None
+
+    def __post_init__(self) -> None:
+        self.lock = trio.Lock()
+
+    @property
+    def size(self) -> int:
+        """The file's size as the mount shows it."""
+        if self.spool is not None:
+            return self.spool.size
+        return 0 if self.base is None else self.base.size
+
+    @property
+    def pending(self) -> bool:
+        """True for a file that exists only in this mount (never stored)."""
+        return self.base is None
+
+    def meta(self) -> ObjectMeta:
+        """What the next upload stores the bytes as."""
+        if self.record is not None:
+            return self.record
+        base = self.base
+        return ObjectMeta(
+            name=self.name,
+            description="" if base is None else base.description,
+            headers={} if base is None else dict(base.headers),
+            metadata=metadata_with(self.attrs, self.metadata),
+        )
+
+
+class Files:
+    """Every inode open or not yet stored, and the upload machinery.
+
+    Args:
+        store: the bucket.
+        reader: copies existing objects into spool files.
+        spool_dir: where spool files live.
+        on_stored: told about every version an upload stored (the table applies it); may be
+            set later, as the attribute of the same name.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        reader: ChunkReader,
+        spool_dir: SpoolDir,
+        on_stored: StoredCallback | None = None,
+    ) -> None:
+        self._store = store
+        self._reader = reader
+        self._spool_dir = spool_dir
+        self.on_stored: StoredCallback = on_stored or _ignore
+        self._files: dict[int, OpenFile] = {}
+        self._orphans: list[OpenFile] = []
+        self._wake = trio.Event()
+        self.uploads = 0
+
+    # Lookup -----------------------------------------------------------------------------------
+
+    def get(self, ino: int) -> OpenFile | None:
+        """The write state of ``ino``, if it is open or not yet stored."""
+        return self._files.get(ino)
+
+    def dirty(self) -> list[OpenFile]:
+        """Files with bytes not yet stored (orphans from a crashed mount included)."""
+        return [f for f in (*self._files.values(), *self._orphans) if f.dirty and not f.unlinked]
+
+    # Opening and closing --------------------------------------------------------------------
+
+    def open(self, ino: int, info: ObjectInfo, attrs: PosixAttrs) -> OpenFile:
+        """One more handle on a stored file ``info`` (its current version and attributes)."""
+        file = self._files.get(ino)
+        if file is None:
+            file = OpenFile(ino, info.name, info, attrs, dict(info.metadata))
+            self._files[ino] = file
+        elif file.spool is None and not file.dirty and file.base is not None:
+            # Not copied in yet: follow the newest version the table knows.
+            file.base, file.attrs, file.metadata = info, attrs, dict(info.metadata)
+        file.handles += 1
+        return file
+
+    def create(self, ino: int, name: str, attrs: PosixAttrs) -> OpenFile:
+        """A new, empty file (one handle), pending until its first upload (rule 5)."""
+        file = OpenFile(ino, name, None, attrs, {}, handles=1)
+        file.spool = self._spool_dir.create()
+        self._files[ino] = file
+        self._mark_dirty(file)
+        return file
+
+    def release(self, file: OpenFile) -> None:
+        """One handle fewer; a clean file without handles lets go of its spool."""
+        file.handles -= 1
+        if file.handles <= 0 and not file.dirty:
+            self._drop(file)
+
+    def _drop(self, file: OpenFile) -> None:
+        if file.spool is not None:
+            file.spool.remove()
+            file.spool = None
+        if file in self._orphans:
+            self._orphans.remove(file)
+        elif self._files.get(file.ino) is file:
+            del self._files[file.ino]
+
+    # Reading and writing --------------------------------------------------------------------
+
+    def read(self, file: OpenFile, offset: int, size: int) -> bytes | None:
+        """The bytes at ``offset`` from the spool, or None when the file is not spooled."""
+        if file.spool is None:
+            return None
+        return file.spool.pread(offset, size)
+
+    async def write(self, file: OpenFile, offset: int, data: bytes) -> int:
+        """Write into the spool (copying the object in first, rule 1); returns the count."""
+        async with file.lock:
+            spool = await self._spooled(file, keep=True)
+            written = spool.pwrite(offset, data)
+            self._touch(file)
+        return written
+
+    async def truncate(self, file: OpenFile, size: int) -> None:
+        """Cut or extend the file to ``size`` bytes."""
+        async with file.lock:
+            spool = await self._spooled(file, keep=size > 0)
+            spool.truncate(size)
+            self._touch(file)
+
+    async def change_attrs(
+        self, file: OpenFile, attrs: PosixAttrs, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        """New mode, owner, times or metadata: stored now, or with the next upload (rule 6)."""
+        async with file.lock:
+            file.attrs = attrs
+            if metadata is not None:
+                file.metadata = dict(metadata)
+            if file.dirty or file.base is None:
+                if file.dirty and file.spool is not None:
+                    file.spool.mark_dirty(file.meta())
+                return
+            info = await self._store.update_meta(file.name, file.meta())
+            file.base = info
+            self.on_stored(file, info)
+
+    async def _spooled(self, file: OpenFile, *, keep: bool) -> SpoolFile:
+        """The file's spool, made now if need be: with the object's bytes if ``keep``."""
+        if file.spool is not None:
+            return file.spool
+        spool = self._spool_dir.create()
+        try:
+            if keep and file.base is not None and file.base.size > 0:
+                await self._copy_in(file.base, spool)
+        except BaseException:
+            spool.remove()
+            raise
+        file.spool = spool
+        return spool
+
+    async def _copy_in(self, info: ObjectInfo, spool: SpoolFile) -> None:
+        """Copy a stored version into a spool file (its digest is checked on the way)."""
+        handle = await self._reader.open(info)
+        offset = 0
+        while offset < info.size:
+            data = await handle.read(offset, FILL_STEP)
+            if not data:
+                raise errors.StaleVersionError(f"object {info.name!r} ended early")
+            spool.pwrite(offset, data)
+            offset += len(data)
+
+    def _touch(self, file: OpenFile) -> None:
+        """After a change of the bytes: a new mtime, and dirty (with its record, rule 3)."""
+        now = time.time_ns()
+        file.attrs = replace(file.attrs, mtime_ns=now)
+        if not file.dirty:
+            self._mark_dirty(file)
+
+    def _mark_dirty(self, file: OpenFile) -> None:
+        assert file.spool is not None
+        file.spool.mark_dirty(file.meta())
+        file.dirty = True
+
+    # Uploading ------------------------------------------------------------------------------
+
+    async def flush(self, file: OpenFile) -> None:
+        """Store the file if it is dirty (``close``, ``fsync``); raises the upload's error."""
+        if not file.dirty:
+            return
+        async with file.lock:
+            if not file.dirty or file.unlinked:
+                return
+            assert file.spool is not None
+            meta = file.meta()
+            try:
+                info = await self._store.put_path(meta, str(file.spool.path))
+            except (errors.OsfsError, OSError) as exc:
+                if not file.failed:
+                    log.warning("could not store %r (kept, retrying): %s", file.name, exc)
+                file.failed = True
+                self._wake.set()
+                raise
+            file.spool.mark_clean()
+            file.dirty = file.failed = False
+            file.base, file.record = info, None
+            self.uploads += 1
+        if file.handles <= 0:
+            self._drop(file)
+        self.on_stored(file, info)
+
+    async def hold_bytes(self, file: OpenFile) -> None:
+        """Before the name goes: copy the bytes in if open handles still need them (rule 5)."""
+        async with file.lock:
+            if file.handles > 0:
+                await self._spooled(file, keep=True)
+
+    async def forget_name(self, file: OpenFile) -> None:
+        """The file's name is gone (unlink, or replaced by a rename): never upload it again."""
+        async with file.lock:
+            file.unlinked = True
+            file.dirty = file.failed = False
+            if file.spool is not None:
+                file.spool.mark_clean()
+        if file.handles <= 0:
+            self._drop(file)
+
+    def under(self, prefix: str) -> list[OpenFile]:
+        """The files whose object names start with ``prefix`` (a directory being renamed)."""
+        return [f for f in self._files.values() if f.name.startswith(prefix) and not f.unlinked]
+
+    def renamed(self, file: OpenFile, name: str, info: ObjectInfo | None) -> None:
+        """The file's object is now ``name`` (stored as ``info``, when it was stored)."""
+        file.name = name
+        if info is not None:
+            file.base = info
+        if file.dirty and file.spool is not None:
+            file.spool.mark_dirty(file.meta())
+
+    # Crash recovery and retries -------------------------------------------------------------
+
+    def adopt(self, adopted: list[Adopted]) -> None:
+        """Take the dirty files of a mount that is gone (rule 3). They have no inode: they
+        show in the mount once :meth:`retry_now` or the retry task has stored them."""
+        for item in adopted:
+            file = OpenFile(0, item.meta.name, None, _NO_ATTRS, {}, record=item.meta)
+            file.spool = item.spool
+            file.dirty = file.failed = True
+            self._orphans.append(file)
+
+    async def retry_now(self) -> list[str]:
+        """Try to store every dirty file once; the names still not stored."""
+        left = []
+        for file in self.dirty():
+            try:
+                await self.flush(file)
+            except (errors.OsfsError, OSError):
+                left.append(file.name)
+        return left
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Retry failed uploads until cancelled (rule 3)."""
+        task_status.started()
+        delay = RETRY_MIN
+        while True:
+            with trio.move_on_after(delay):
+                await self._wake.wait()
+                await trio.sleep(RETRY_MIN)  # a failure just happened: do not hammer
+            self._wake = trio.Event()
+            failing = [file for file in self.dirty() if file.failed]
+            if not failing:
+                delay = RETRY_MIN
+                continue
+            left = await self.retry_now()
+            delay = RETRY_MIN if not left else min(delay * 2, RETRY_MAX)
+
+    async def drain(self) -> list[str]:
+        """At unmount: store every dirty file; the names that could not be (kept on disk)."""
+        return await self.retry_now()
+
+
+def _ignore(file: OpenFile, info: ObjectInfo) -> None:
+    """The default ``on_stored``: nobody to tell."""
+
+
+#: Attributes of an adopted file, never shown or stored: its record says what to store.
+_NO_ATTRS = PosixAttrs(mode=0o100644, uid=0, gid=0, mtime_ns=0)
