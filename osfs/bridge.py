@@ -29,6 +29,7 @@ from osfs.core.config import ObjectStoreConfig, ObjectStoreStatus
 from osfs.core.meta import ObjectInfo, ObjectMeta
 from osfs.core.store_api import WatchBatch
 from osfs.store import Connection, ConnectOptions, ObjectStore, open_connection
+from osfs.store.bucket import Upload
 
 T = TypeVar("T")
 
@@ -211,6 +212,11 @@ class BridgedStore:
         """See :meth:`osfs.core.store_api.Store.delete`."""
         return await self._thread.call(lambda: self._store.delete(name))
 
+    async def begin_put(self, meta: ObjectMeta) -> BridgedUpload:
+        """See :meth:`osfs.core.store_api.Store.begin_put`."""
+        upload = await self._thread.call(lambda: self._store.begin_put(meta))
+        return BridgedUpload(self._thread, upload)
+
     @contextlib.asynccontextmanager
     async def watch(self) -> AsyncIterator[AsyncIterator[WatchBatch]]:
         """See :meth:`osfs.core.store_api.Store.watch`: batches cross the seam, not entries."""
@@ -272,6 +278,31 @@ class BridgedStore:
             future.cancel()
             await iterator.aclose()
             await receive.aclose()
+
+
+class BridgedUpload:
+    """The real :class:`osfs.core.store_api.Upload`: an asyncio put, fed across the seam."""
+
+    def __init__(self, thread: AsyncioThread, upload: Upload) -> None:
+        self._thread = thread
+        self._upload = upload
+
+    @property
+    def size(self) -> int:
+        """Bytes added so far."""
+        return self._upload.size
+
+    async def add(self, data: bytes) -> None:
+        """See :meth:`osfs.core.store_api.Upload.add`."""
+        await self._thread.call(lambda: self._upload.add(data))
+
+    async def commit(self, meta: ObjectMeta | None = None) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Upload.commit`."""
+        return await self._thread.call(lambda: self._upload.commit(meta))
+
+    async def abandon(self) -> None:
+        """See :meth:`osfs.core.store_api.Upload.abandon`."""
+        await self._thread.call(self._upload.abandon)
 
 
 async def _bind_or_create(connection: Connection, bucket: str) -> ObjectStore:

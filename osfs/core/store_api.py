@@ -33,6 +33,38 @@ from osfs.core.meta import ObjectInfo, ObjectMeta
 WatchBatch = tuple[ObjectInfo | None, ...]
 
 
+class Upload(Protocol):
+    """A put whose bytes come in pieces (a file streamed while it is being written).
+
+    Nothing is visible until :meth:`commit` publishes the meta document; :meth:`abandon` purges
+    what was sent. Each method is one crossing of the seam, so add pieces of a MiB or more.
+    """
+
+    @property
+    def size(self) -> int:
+        """Bytes added so far."""
+        ...
+
+    async def add(self, data: bytes) -> None:
+        """Send the next bytes (any length; cut into the put's chunks as they fill)."""
+        ...
+
+    async def commit(self, meta: ObjectMeta | None = None) -> ObjectInfo:
+        """Send the rest and the meta document; returns the stored info with its revision.
+
+        ``meta`` replaces the description, headers and metadata given at the start (same name).
+
+        Raises:
+            BucketSealedError, BucketFullError, StoreUnavailableError, StoreTimeoutError:
+                then :meth:`abandon`.
+        """
+        ...
+
+    async def abandon(self) -> None:
+        """Purge what was sent; never raises an osfs error. Safe after a failed commit."""
+        ...
+
+
 class Store(Protocol):
     """A bucket, as the filesystem uses it (trio side)."""
 
@@ -122,6 +154,14 @@ class Store(Protocol):
             ObjectNotFoundError: no live object ``name``.
             ObjectAlreadyExistsError: ``new_name`` is a live object and not ``overwrite``.
             InvalidObjectNameError, BucketSealedError.
+        """
+        ...
+
+    async def begin_put(self, meta: ObjectMeta) -> Upload:
+        """Start a put of ``meta.name`` whose bytes follow (see :class:`Upload`).
+
+        Raises:
+            InvalidObjectNameError, StoreUnavailableError.
         """
         ...
 

@@ -149,67 +149,36 @@ class ObjectStore:
             InvalidObjectNameError, BucketSealedError, BucketFullError, StoreUnavailableError,
             StoreTimeoutError: nothing new is visible and the new chunks are purged.
         """
+        upload = await self.begin_put(meta)
+        try:
+            async for chunk in chunks_of(source, upload.chunk_size):
+                await upload.add(chunk)
+                if progress is not None:
+                    progress(upload.size)
+            return await upload.commit()
+        except BaseException:
+            await asyncio.shield(upload.abandon())
+            raise
+
+    async def begin_put(self, meta: ObjectMeta | str) -> Upload:
+        """Start a put whose bytes come later: :meth:`Upload.add` them, then
+        :meth:`Upload.commit` (or :meth:`Upload.abandon`). Rule 1 holds as for :meth:`put`.
+
+        Raises:
+            InvalidObjectNameError, InvalidOptionError (a negative chunk size).
+        """
         if isinstance(meta, str):
             meta = ObjectMeta(name=meta)
         validate_object_name(meta.name)
         chunk_size = meta.chunk_size or DEFAULT_CHUNK_SIZE
         if chunk_size < 0:
             raise errors.InvalidOptionError("chunk size must be positive")
+        window = await self._acks.open_window(ack_timeout=self._api.timeout)
         # The previous version is looked up while the chunks go out, but must be known before
         # the meta is published: afterwards the lookup could find this put's own document.
         lookup = asyncio.create_task(self._leader_info(meta.name))
-        nuid = self._new_nuid()
-        subject = chunk_subject(self.bucket, nuid)
-        digester = Digester()
-        size = chunks = 0
-        window = await self._acks.open_window(ack_timeout=self._api.timeout)
-        try:
-            async for chunk in chunks_of(source, chunk_size):
-                await window.publish(subject, chunk)
-                await digester.update(chunk)
-                size += len(chunk)
-                chunks += 1
-                if progress is not None:
-                    progress(size)
-            await window.wait_all()
-            info = ObjectInfo(
-                name=meta.name,
-                bucket=self.bucket,
-                nuid=nuid,
-                size=size,
-                chunks=chunks,
-                digest=format_digest(await digester.digest()),
-                description=meta.description,
-                headers=dict(meta.headers),
-                metadata=dict(meta.metadata),
-                max_chunk_size=chunk_size,
-                mtime_ns=time.time_ns(),
-            )
-            previous = await lookup
-            await window.publish(
-                meta_subject(self.bucket, meta.name), encode_meta(info), ROLLUP_HEADERS
-            )
-            await window.wait_all()
-        except errors.BucketSealedError:
-            raise  # a sealed stream stored nothing, and refuses purges too
-        except BaseException:
-            await asyncio.shield(self._abandon(window, subject))
-            raise
-        finally:
-            window.close()
-            if not lookup.done():
-                lookup.cancel()
-            with contextlib.suppress(BaseException):
-                await lookup
-        revision = window.last_seq
-        if (
-            previous is not None
-            and previous.nuid
-            and previous.nuid != nuid
-            and not previous.deleted
-        ):
-            await self._purge_quietly(chunk_subject(self.bucket, previous.nuid))
-        return replace(info, revision=revision)
+        lookup.add_done_callback(_retrieve)  # an abandoned lookup's error is nobody's news
+        return Upload(self, meta, chunk_size, window, lookup)
 
     async def put_bytes(self, name: str, data: bytes) -> ObjectInfo:
         """Store ``data`` as object ``name``."""
@@ -230,11 +199,6 @@ class ObjectStore:
         meta = ObjectMeta(name=name or os.fspath(path))
         with open(path, "rb") as handle:  # noqa: ASYNC230 - local file, read chunk by chunk
             return await self.put(meta, handle, progress=progress)
-
-    async def _abandon(self, window: AckWindow, subject: str) -> None:
-        """Undo a failed put: let queued chunks land, then purge them."""
-        await window.settle()
-        await self._purge_quietly(subject)
 
     async def _purge_quietly(self, subject: str) -> None:
         """Purge ``subject``, logging instead of raising: the caller's outcome stands."""
@@ -561,3 +525,137 @@ class ObjectResult:
     async def aclose(self) -> None:
         """Stop reading; outstanding requests are cancelled."""
         await self._chunks.aclose()  # type: ignore[attr-defined]
+
+
+def _retrieve(task: asyncio.Task[ObjectInfo | None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class Upload:
+    """One put in progress (see :meth:`ObjectStore.begin_put`).
+
+    Bytes may be added in pieces of any size: they are cut into chunks of exactly
+    ``chunk_size`` bytes (the last one shorter), as :meth:`ObjectStore.put` cuts them, so the
+    stored layout is the same however the caller batches.
+
+    Attributes:
+        chunk_size: bytes per chunk.
+        size: bytes added so far.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        meta: ObjectMeta,
+        chunk_size: int,
+        window: AckWindow,
+        lookup: asyncio.Task[ObjectInfo | None],
+    ) -> None:
+        self._store = store
+        self._meta = meta
+        self.chunk_size = chunk_size
+        self._window = window
+        self._lookup = lookup
+        self._nuid = store._new_nuid()
+        self._subject = chunk_subject(store.bucket, self._nuid)
+        self._digester = Digester()
+        self._pending = bytearray()
+        self._chunks = 0
+        self.size = 0
+        self._done = False
+
+    async def add(self, data: bytes) -> None:
+        """Publish the whole chunks ``data`` completes (several publishes in flight)."""
+        if self._done:
+            raise RuntimeError("this upload is finished")
+        view = memoryview(data)
+        if not self._pending and len(view) == self.chunk_size:
+            await self._publish(bytes(view))
+            return
+        self._pending += view
+        while len(self._pending) >= self.chunk_size:
+            chunk = bytes(self._pending[: self.chunk_size])
+            del self._pending[: self.chunk_size]
+            await self._publish(chunk)
+
+    async def _publish(self, chunk: bytes) -> None:
+        await self._window.publish(self._subject, chunk)
+        await self._digester.update(chunk)
+        self.size += len(chunk)
+        self._chunks += 1
+
+    async def commit(self, meta: ObjectMeta | None = None) -> ObjectInfo:
+        """Publish the last chunk and the meta document; purge the previous version's chunks.
+
+        Args:
+            meta: description, headers and metadata as they are now (a file's attributes may
+                change while its bytes stream); the name must be the one begun with.
+
+        Returns the new info with its revision. On failure, call :meth:`abandon`.
+
+        Raises:
+            ValueError: ``meta`` names another object.
+        """
+        if meta is not None:
+            if meta.name != self._meta.name:
+                raise ValueError(f"upload of {self._meta.name!r} cannot commit {meta.name!r}")
+            self._meta = meta
+        if self._pending:
+            chunk, self._pending = bytes(self._pending), bytearray()
+            await self._publish(chunk)
+        store, meta = self._store, self._meta
+        await self._window.wait_all()
+        info = ObjectInfo(
+            name=meta.name,
+            bucket=store.bucket,
+            nuid=self._nuid,
+            size=self.size,
+            chunks=self._chunks,
+            digest=format_digest(await self._digester.digest()),
+            description=meta.description,
+            headers=dict(meta.headers),
+            metadata=dict(meta.metadata),
+            max_chunk_size=self.chunk_size,
+            mtime_ns=time.time_ns(),
+        )
+        previous = await self._lookup
+        await self._window.publish(
+            meta_subject(store.bucket, meta.name), encode_meta(info), ROLLUP_HEADERS
+        )
+        await self._window.wait_all()
+        revision = self._window.last_seq
+        self._finish()
+        if (
+            previous is not None
+            and previous.nuid
+            and previous.nuid != self._nuid
+            and not previous.deleted
+        ):
+            await store._purge_quietly(chunk_subject(store.bucket, previous.nuid))
+        return replace(info, revision=revision)
+
+    async def abandon(self) -> None:
+        """Undo: let queued chunks land, then purge them (a sealed stream stored nothing and
+        refuses purges). Safe to call after a failed :meth:`commit`, and more than once."""
+        if self._done:
+            return
+        self._finish()
+        await self._window.settle()
+        if not self._store_sealed_error():
+            await self._store._purge_quietly(self._subject)
+
+    def _store_sealed_error(self) -> bool:
+        try:
+            self._window.raise_if_failed()
+        except errors.BucketSealedError:
+            return True
+        except errors.OsfsError:
+            return False
+        return False
+
+    def _finish(self) -> None:
+        self._done = True
+        self._window.close()
+        if not self._lookup.done():
+            self._lookup.cancel()

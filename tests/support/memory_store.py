@@ -53,7 +53,7 @@ from osfs.core.meta import (
     ObjectMeta,
     encode_meta,
 )
-from osfs.core.store_api import Store, WatchBatch
+from osfs.core.store_api import Store, Upload, WatchBatch
 from osfs.core.subjects import validate_bucket, validate_object_name
 
 __all__ = ["Fault", "FlakyStore", "MemoryStore"]
@@ -192,6 +192,13 @@ class MemoryStore:
         """See :meth:`osfs.core.store_api.Store.put_data`."""
         await self._answer("put_data")
         return self._put_meta(meta, bytes(data))
+
+    async def begin_put(self, meta: ObjectMeta) -> MemoryUpload:
+        """See :meth:`osfs.core.store_api.Store.begin_put`: the bytes gather in memory and
+        are stored at ``commit`` (the real store's chunks are invisible until then too)."""
+        await self._answer("begin_put")
+        validate_object_name(meta.name)
+        return MemoryUpload(self, meta)
 
     async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
         """See :meth:`osfs.core.store_api.Store.update_meta`."""
@@ -458,6 +465,41 @@ def _layout(total: int, chunk_size: int, chunk_sizes: Sequence[int] | None) -> l
     return sizes
 
 
+class MemoryUpload:
+    """A :class:`MemoryStore` put in pieces (see ``Store.begin_put``)."""
+
+    def __init__(self, store: MemoryStore, meta: ObjectMeta) -> None:
+        self._store = store
+        self._meta = meta
+        self._data = bytearray()
+        self._done = False
+
+    @property
+    def size(self) -> int:
+        """Bytes added so far."""
+        return len(self._data)
+
+    async def add(self, data: bytes) -> None:
+        """See :meth:`osfs.core.store_api.Upload.add`."""
+        await self._store._answer("upload_add")
+        if self._done:
+            raise RuntimeError("this upload is finished")
+        self._data += data
+
+    async def commit(self, meta: ObjectMeta | None = None) -> ObjectInfo:
+        """See :meth:`osfs.core.store_api.Upload.commit`."""
+        await self._store._answer("upload_commit")
+        if meta is not None and meta.name != self._meta.name:
+            raise ValueError(f"upload of {self._meta.name!r} cannot commit {meta.name!r}")
+        self._done = True
+        return self._store._put_meta(meta or self._meta, bytes(self._data))
+
+    async def abandon(self) -> None:
+        """See :meth:`osfs.core.store_api.Upload.abandon`."""
+        self._done = True
+        await trio.lowlevel.checkpoint()
+
+
 class _WatchFeed:
     """The batches of one MemoryStore watch: the initial values with the marker, then changes."""
 
@@ -585,6 +627,11 @@ class FlakyStore:
         """See :meth:`osfs.core.store_api.Store.put_data`."""
         await self._enter("put_data")
         return await self._inner.put_data(meta, data)
+
+    async def begin_put(self, meta: ObjectMeta) -> Upload:
+        """See :meth:`osfs.core.store_api.Store.begin_put`."""
+        await self._enter("begin_put")
+        return await self._inner.begin_put(meta)
 
     async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
         """See :meth:`osfs.core.store_api.Store.update_meta`."""
