@@ -42,6 +42,7 @@ from osfs.core.posix import PosixAttrs, metadata_with
 from osfs.core.store_api import Store
 from osfs.fs.reader import ChunkReader
 from osfs.fs.spool import Adopted, SpoolDir, SpoolFile
+from osfs.fs.streaming import Stream
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class OpenFile:
         failed: the last upload failed (the retry task tries again).
         unlinked: the name was removed: never upload again.
         record: the meta an adopted file is stored as (its record from the crashed mount).
+        stream: the upload that runs while the file is written (``osfs.fs.streaming``).
     """
 
     ino: int
@@ -84,6 +86,7 @@ class OpenFile:
     failed: bool = False
     unlinked: bool = False
     record: ObjectMeta | None = None
+    stream: Stream | None = None
 
     def __post_init__(self) -> None:
         self.lock = trio.Lock()
@@ -138,6 +141,7 @@ class Files:
         self._files: dict[int, OpenFile] = {}
         self._orphans: list[OpenFile] = []
         self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
         self.uploads = 0
 
     # Lookup -----------------------------------------------------------------------------------
@@ -170,7 +174,20 @@ class Files:
         file.spool = self._spool_dir.create()
         self._files[ino] = file
         self._mark_dirty(file)
+        self._start_stream(file)
         return file
+
+    def _start_stream(self, file: OpenFile) -> None:
+        """Stream the file while it is written (it is empty now); only once :meth:`run` runs."""
+        if self._nursery is None or file.spool is None:
+            return
+        file.stream = Stream(self._store, file.spool, file.meta)
+        self._nursery.start_soon(file.stream.run)
+
+    async def _stop_stream(self, file: OpenFile) -> None:
+        stream, file.stream = file.stream, None
+        if stream is not None:
+            await stream.cancel()
 
     def release(self, file: OpenFile) -> None:
         """One handle fewer; a clean file without handles lets go of its spool."""
@@ -200,6 +217,8 @@ class Files:
         async with file.lock:
             spool = await self._spooled(file, keep=True)
             written = spool.pwrite(offset, data)
+            if file.stream is not None:
+                file.stream.wrote(offset, written)
             self._touch(file)
         return written
 
@@ -207,7 +226,10 @@ class Files:
         """Cut or extend the file to ``size`` bytes."""
         async with file.lock:
             spool = await self._spooled(file, keep=size > 0)
+            await self._stop_stream(file)
             spool.truncate(size)
+            if size == 0:
+                self._start_stream(file)
             self._touch(file)
 
     async def change_attrs(
@@ -252,10 +274,14 @@ class Files:
             offset += len(data)
 
     def _touch(self, file: OpenFile) -> None:
-        """After a change of the bytes: a new mtime, and dirty (with its record, rule 3)."""
+        """After a change of the bytes: a new mtime, and dirty (with its record, rule 3).
+
+        An unlinked file's bytes live only for its open handles (rule 5): it never turns dirty
+        again, or its record would outlive it and the next mount would upload it back.
+        """
         now = time.time_ns()
         file.attrs = replace(file.attrs, mtime_ns=now)
-        if not file.dirty:
+        if not file.dirty and not file.unlinked:
             self._mark_dirty(file)
 
     def _mark_dirty(self, file: OpenFile) -> None:
@@ -274,8 +300,11 @@ class Files:
                 return
             assert file.spool is not None
             meta = file.meta()
+            stream, file.stream = file.stream, None
             try:
-                info = await self._store.put_path(meta, str(file.spool.path))
+                info = None if stream is None else await stream.finish(meta)
+                if info is None:
+                    info = await self._store.put_path(meta, str(file.spool.path))
             except (errors.OsfsError, OSError) as exc:
                 if not file.failed:
                     log.warning("could not store %r (kept, retrying): %s", file.name, exc)
@@ -299,6 +328,7 @@ class Files:
     async def forget_name(self, file: OpenFile) -> None:
         """The file's name is gone (unlink, or replaced by a rename): never upload it again."""
         async with file.lock:
+            await self._stop_stream(file)
             file.unlinked = True
             file.dirty = file.failed = False
             if file.spool is not None:
@@ -340,8 +370,16 @@ class Files:
         return left
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Retry failed uploads until cancelled (rule 3)."""
-        task_status.started()
+        """Retry failed uploads until cancelled (rule 3); runs the streams' senders."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                task_status.started()
+                await self._retry()
+            finally:
+                self._nursery = None
+
+    async def _retry(self) -> None:
         delay = RETRY_MIN
         while True:
             with trio.move_on_after(delay):

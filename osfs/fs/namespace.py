@@ -9,7 +9,8 @@ Rules:
    directories, symlinks and ``mknod`` files are stored at once (an empty object each: a marker
    ``a/b/``, an object with ``osfs.symlink``, an empty file).
 2. Rename of a file or symlink moves its meta document (``Store.rename``: no data copied); onto
-   an existing file it replaces it atomically for other readers. A dirty or pending file is
+   an existing file it replaces it atomically for other readers, and handles open on the
+   replaced file keep reading its bytes (as in rule 3). A dirty or pending file is
    stored first, under its old name. Rename of a directory renames every object below it one
    by one: not atomic (a failure midway leaves some objects under each name, both visible, and
    answers EIO). The table moves the entries in place, so inode numbers survive (the kernel
@@ -280,11 +281,14 @@ class Namespace:
         parent = source.parent
         assert parent is not None
         new_name = self.object_name(directory, part)
+        replaced = None if target is None else self.files.get(target.ino)
+        if replaced is not None:
+            # The store purges the replaced version's chunks: handles open on it keep its
+            # bytes, as after an unlink (rule 3).
+            await self.files.hold_bytes(replaced)
         moved = await self.store.rename(info.name, new_name, overwrite=target is not None)
-        if target is not None:
-            replaced = self.files.get(target.ino)
-            if replaced is not None:
-                await self.files.forget_name(replaced)
+        if replaced is not None:
+            await self.files.forget_name(replaced)
         self.table.move(parent, source.name, directory.ino, part, {info.name: moved})
         self.watcher.noted_local([moved], gone=[info.name])
         if file is not None:
