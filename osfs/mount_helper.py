@@ -18,6 +18,7 @@ Options (comma-separated, as mount(8) passes them):
 ``file_mode=``, ``dir_mode=``  ``--file-mode``, ``--dir-mode`` (octal)
 ``uid=``, ``gid=``            ``--uid``, ``--gid``
 ``cache_size=``               ``--cache-size`` (``256MiB``, ...)
+``cache_dir=``                ``--cache-dir`` (where files being written wait)
 ``log_file=``, ``log_level=``  ``--log-file``, ``--log-level``
 ``nosuid``, ``noatime``, ...  kernel mount flags, passed on to FUSE (``-o``)
 ============================  ================================================================
@@ -78,6 +79,7 @@ MOUNT_FLAGS = {
     "uid": "--uid",
     "gid": "--gid",
     "cache_size": "--cache-size",
+    "cache_dir": "--cache-dir",
     "log_file": "--log-file",
     "log_level": "--log-level",
 }

@@ -344,7 +344,8 @@ def test_mount_helper_translates_mount_options() -> None:
         [
             "rw,server=nats://10.0.0.5:4222|nats://10.0.0.6:4222,_netdev,allow_other",
             "creds=/etc/osfs/photos.creds,context=ops,ro,file_mode=0640,dir_mode=0750",
-            "uid=1000,gid=100,cache_size=1GiB,log_file=/var/log/osfs.log,nosuid,noatime",
+            "uid=1000,gid=100,cache_size=1GiB,cache_dir=/var/cache/osfs",
+            "log_file=/var/log/osfs.log,nosuid,noatime",
             "nofail,noauto,user,users,defaults,auto,x-systemd.automount,comment=hi,server=n3",
         ],
     ) == [
@@ -373,6 +374,8 @@ def test_mount_helper_translates_mount_options() -> None:
         "100",
         "--cache-size",
         "1GiB",
+        "--cache-dir",
+        "/var/cache/osfs",
         "--log-file",
         "/var/log/osfs.log",
         "-o",

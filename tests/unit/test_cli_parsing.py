@@ -530,6 +530,29 @@ def test_mount_help_hides_ready_fd_and_teaches_by_example(
     assert "$XDG_STATE_HOME/osfs/mount-BUCKET.log" in text
 
 
+def test_the_cache_dir_is_the_option_else_xdg_cache_home_else_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    given = _mount_args("--cache-dir", "~/spool")
+    assert mounting.cache_dir_of(given, {}) == tmp_path / "spool"
+    assert mounting.cache_dir_of(_mount_args(), {"XDG_CACHE_HOME": "/var/c"}) == Path("/var/c/osfs")
+    relative = {"XDG_CACHE_HOME": "relative/c"}  # the XDG spec: only absolute paths count
+    assert mounting.cache_dir_of(_mount_args(), relative) == tmp_path / ".cache" / "osfs"
+    assert mounting.cache_dir_of(_mount_args(), {}) == tmp_path / ".cache" / "osfs"
+    options = mounting.mount_options(given, ConnectOptions(), create_bucket=False)
+    assert options.cache_dir == tmp_path / "spool"
+
+
+def test_umount_waits_for_dirty_files_unless_forced() -> None:
+    args = parser.build_parser().parse_args(["umount", "/mnt/photos"])
+    assert (args.force, args.wait, args.cache_dir) == (False, 10.0, None)
+    args = parser.build_parser().parse_args(
+        ["umount", "/mnt/photos", "--force", "--wait", "2.5", "--cache-dir", "/c"]
+    )
+    assert (args.force, args.wait, args.cache_dir) == (True, 2.5, "/c")
+
+
 def test_umount_options() -> None:
     assert not parser.build_parser().parse_args(["umount", "/mnt/photos"]).lazy
     assert parser.build_parser().parse_args(["umount", "-l", "/mnt/photos"]).lazy
