@@ -16,7 +16,17 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from osfs import __version__
-from osfs.cli import buckets, listing, mounting, objects, server, status, transfer, watching
+from osfs.cli import (
+    buckets,
+    checking,
+    listing,
+    mounting,
+    objects,
+    server,
+    status,
+    transfer,
+    watching,
+)
 from osfs.cli.failures import EXIT_CODES, EXIT_USAGE
 from osfs.cli.logs import LEVELS
 from osfs.cli.options import add_global_options
@@ -258,6 +268,31 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--ignore-deletes", action="store_true", help="skip deletions")
 
     _add_mount_commands(commands)
+
+    fsck = command(
+        "fsck",
+        "Check a bucket: orphan chunks, objects with missing chunks, bad digests.",
+        checking.fsck,
+        "osfs fsck photos",
+        "osfs fsck photos --verify",
+        "osfs fsck photos --repair",
+        note="Orphan chunks are left by puts that failed before their meta document (any\n"
+        "client). --repair purges those older than --grace; a younger one may be a put in\n"
+        "progress. Damaged objects are reported, never deleted. Exit status 0 when nothing\n"
+        "is wrong, 7 when problems remain.",
+    )
+    fsck.add_argument("bucket", metavar="BUCKET")
+    fsck.add_argument("--repair", action="store_true", help="purge orphan chunks")
+    fsck.add_argument(
+        "--verify", action="store_true", help="read every object and check its SHA-256 digest"
+    )
+    fsck.add_argument(
+        "--grace",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="leave orphans younger than this alone (default: 600)",
+    )
 
     command(
         "status",

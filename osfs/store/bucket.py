@@ -85,6 +85,16 @@ class ObjectStore:
     def __repr__(self) -> str:
         return f"ObjectStore({self.bucket!r})"
 
+    @property
+    def api(self) -> JetStreamApi:
+        """The JetStream API this bucket talks through (for ``osfs fsck``)."""
+        return self._api
+
+    @property
+    def stream(self) -> str:
+        """The stream that holds the bucket."""
+        return self._stream
+
     async def aclose(self) -> None:
         """Release the reply subscriptions used for reads and publish acks."""
         await self._fetcher.aclose()

@@ -142,6 +142,21 @@ class JetStreamApi:
             if not batch or len(infos) >= int(page.get("total", 0)):
                 return infos
 
+    async def subject_counts(self, stream: str, subject_filter: str) -> dict[str, int]:
+        """Messages per subject matching ``subject_filter`` (``STREAM.INFO``, all pages)."""
+        counts: dict[str, int] = {}
+        while True:
+            info = await self.request(
+                f"STREAM.INFO.{stream}",
+                {"subjects_filter": subject_filter, "offset": len(counts)},
+            )
+            page = info.get("state", {}).get("subjects") or {}
+            before = len(counts)
+            counts.update({str(subject): int(n) for subject, n in page.items()})
+            total = int(info.get("total", 0) or 0)
+            if len(counts) == before or len(counts) >= total:
+                return counts
+
     async def purge(self, stream: str, subject: str) -> int:
         """Purge every message on ``subject``; return how many were removed."""
         response = await self.request(f"STREAM.PURGE.{stream}", {"filter": subject})

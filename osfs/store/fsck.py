@@ -1,0 +1,124 @@
+"""``osfs fsck``: check a bucket against its own documents, and purge orphan chunks.
+
+The classification is pure (``osfs.core.fsck``); this module gathers what it needs from the
+server (every document, the message count of every chunk subject, the age of orphan chunks),
+optionally reads every object through (``verify``: digests), and purges orphans on request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from osfs.core import errors
+from osfs.core.fsck import Damaged, Findings, classify
+from osfs.core.subjects import all_chunks_subject, all_meta_subject, chunk_prefix
+from osfs.store.bucket import ObjectStore
+
+log = logging.getLogger(__name__)
+
+#: Orphan chunks younger than this may belong to a put in progress: reported, not purged.
+DEFAULT_GRACE = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """Chunks no live object names."""
+
+    nuid: str
+    messages: int
+    newest_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What ``fsck`` found.
+
+    Attributes:
+        bucket: the bucket checked.
+        findings: the pure classification.
+        orphans: orphans older than the grace period (purged by ``repair``).
+        recent: orphans younger than it (maybe a put in progress): left alone.
+        corrupt: objects whose bytes do not match their digest (only with ``verify``).
+        purged: orphan chunk messages purged (only by ``repair``).
+    """
+
+    bucket: str
+    findings: Findings
+    orphans: tuple[Orphan, ...]
+    recent: tuple[Orphan, ...]
+    corrupt: tuple[Damaged, ...]
+    purged: int = 0
+
+    @property
+    def problems(self) -> int:
+        """Damaged, corrupt or unreadable objects, and orphans not purged."""
+        findings = self.findings
+        left = 0 if self.purged else len(self.orphans)
+        return len(findings.damaged) + len(self.corrupt) + findings.unreadable + left
+
+
+async def check(
+    store: ObjectStore,
+    *,
+    verify: bool = False,
+    grace: float = DEFAULT_GRACE,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Check ``store``'s bucket (read only).
+
+    Raises:
+        StoreUnavailableError, BucketNotFoundError, ...
+    """
+    try:
+        infos = await store.list(show_deleted=True)
+    except errors.NoObjectsFoundError:
+        infos = []
+    api, stream = store.api, store.stream
+    prefix = chunk_prefix(store.bucket)
+    chunk_counts = {
+        subject.removeprefix(prefix): count
+        for subject, count in (
+            await api.subject_counts(stream, all_chunks_subject(store.bucket))
+        ).items()
+    }
+    meta_subjects = len(await api.subject_counts(stream, all_meta_subject(store.bucket)))
+    findings = classify(infos, chunk_counts, meta_subjects)
+    old: list[Orphan] = []
+    recent: list[Orphan] = []
+    now = time.time_ns()
+    for nuid, messages in sorted(findings.orphans.items()):
+        newest = (await api.direct_get_last(stream, prefix + nuid)).time_ns
+        orphan = Orphan(nuid, messages, newest)
+        (recent if now - newest < grace * 1e9 else old).append(orphan)
+    corrupt: list[Damaged] = []
+    if verify:
+        broken = {damaged.name for damaged in findings.damaged}
+        for info in infos:
+            if info.deleted or info.link is not None or info.name in broken:
+                continue
+            if progress is not None:
+                progress(info.name)
+            try:
+                async with await store.get(info.name) as result:
+                    async for _ in result:
+                        pass
+            except errors.DigestMismatchError as exc:
+                corrupt.append(Damaged(info.name, str(exc)))
+            except (errors.ObjectNotFoundError, errors.BadObjectMetaError) as exc:
+                corrupt.append(Damaged(info.name, str(exc)))
+    return Report(store.bucket, findings, tuple(old), tuple(recent), tuple(corrupt))
+
+
+async def repair(store: ObjectStore, report: Report) -> Report:
+    """Purge the orphans ``report`` found (never the recent ones); returns the report with
+    the number of messages purged."""
+    purged = 0
+    for orphan in report.orphans:
+        purged += await store.api.purge(store.stream, chunk_prefix(store.bucket) + orphan.nuid)
+        log.info("purged %d orphan chunk message(s) of nuid %s", orphan.messages, orphan.nuid)
+    return Report(
+        report.bucket, report.findings, report.orphans, report.recent, report.corrupt, purged
+    )
