@@ -47,10 +47,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 HERE = Path(__file__).resolve().parent
 # Run as a script from anywhere: make the project (and scripts/bench_store.py) importable.
@@ -125,35 +125,59 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def timed_run(command: Sequence[str], limit: float, **kwargs: Any) -> tuple[float, int, str]:
-    """Run ``command``: (seconds, exit status, stderr tail). Status -9 when killed at ``limit``."""
+def timed_output(
+    command: Sequence[str], limit: float, **kwargs: Any
+) -> tuple[float, int, str, str]:
+    """Run ``command``: (seconds, exit status, stdout, stderr tail). Status -9 when killed at
+    ``limit``."""
     start = time.perf_counter()
     try:
         proc = subprocess.run(command, capture_output=True, timeout=limit, check=False, **kwargs)
     except subprocess.TimeoutExpired:
-        return time.perf_counter() - start, -9, f"killed after {limit:.0f}s"
+        return time.perf_counter() - start, -9, "", f"killed after {limit:.0f}s"
     elapsed = time.perf_counter() - start
-    return elapsed, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-400:]
+    return (
+        elapsed,
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace").strip()[-400:],
+    )
 
 
-def unmount(mountpoint: Path) -> None:
-    """``osfs umount`` our own mountpoint; lazily with fusermount3 if that fails."""
+def timed_run(command: Sequence[str], limit: float, **kwargs: Any) -> tuple[float, int, str]:
+    """Run ``command``: (seconds, exit status, stderr tail). Status -9 when killed at ``limit``."""
+    elapsed, code, _, err = timed_output(command, limit, **kwargs)
+    return elapsed, code, err
+
+
+def unmount(mountpoint: Path, cache_dir: Path | None = None) -> None:
+    """``osfs umount`` our own mountpoint; lazily with fusermount3 if that fails.
+
+    ``cache_dir`` is the mount's ``--cache-dir``, if it was given one (umount waits for the files
+    written through the mount to be stored).
+    """
     if not os.path.ismount(mountpoint):
         return
-    _, code, _ = timed_run([str(OSFS), "umount", str(mountpoint)], 30.0)
+    spool = ["--cache-dir", str(cache_dir)] if cache_dir is not None else []
+    _, code, _ = timed_run([str(OSFS), "umount", *spool, str(mountpoint)], 30.0)
     if code != 0 and os.path.ismount(mountpoint):
         timed_run(["fusermount3", "-u", "-z", str(mountpoint)], 30.0)
 
 
 @dataclass
 class Mount:
-    """A foreground ``osfs mount -f`` child of this script (so that its PID is known)."""
+    """A foreground ``osfs mount -f`` child of this script (so that its PID is known).
+
+    ``cache_dir``: the mount's ``--cache-dir`` (where written files are spooled), if not the
+    default.
+    """
 
     url: str
     bucket: str
     mountpoint: Path
     cache_size: str
     log: Path
+    cache_dir: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, probe: str, limit: float = 60.0) -> float:
@@ -172,6 +196,7 @@ class Mount:
                     "-f",
                     "--cache-size",
                     self.cache_size,
+                    *(["--cache-dir", str(self.cache_dir)] if self.cache_dir else []),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -195,7 +220,7 @@ class Mount:
     def stop(self) -> None:
         if self.proc is None:
             return
-        unmount(self.mountpoint)
+        unmount(self.mountpoint, self.cache_dir)
         try:
             self.proc.wait(30.0)
         except subprocess.TimeoutExpired:
@@ -251,7 +276,11 @@ class Results:
         print(f"  ! {message}", flush=True)
 
 
-def log(settings: Settings, text: str) -> None:
+class Verbosity(Protocol):
+    verbose: bool
+
+
+def log(settings: Verbosity, text: str) -> None:
     if settings.verbose:
         print(f"  {text}", flush=True)
 
@@ -642,23 +671,34 @@ def settings_of(args: argparse.Namespace) -> Settings:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = settings_of(args)
+#: The steps of a benchmark: ``(server url, work dir, results, mounts to stop at the end)``.
+Steps = Callable[[str, Path, Results, list[Mount]], None]
+
+
+def run_benchmark(
+    prefix: str,
+    settings: object,
+    steps: Steps,
+    report: Callable[[Results], list[Verdict]],
+    json_path: Path | None,
+) -> int:
+    """One benchmark run: a temp work dir named ``prefix...`` with its own nats-server, the
+    ``steps``, then the cleanup (the mounts, every ``mnt-*`` mountpoint in the work dir, the
+    server, the dir), the ``report`` and the footer; the JSON document if asked. The exit
+    status: 1 when a step failed (not when a target is missed).
+    """
     if not OSFS.exists():
         sys.exit(f"no osfs entry point at {OSFS}")
     started = time.time()
     load_before = os.getloadavg()
     res = Results()
     mounts: list[Mount] = []
-    work = Path(tempfile.mkdtemp(prefix="osfs-bench-mount-"))
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     server = Server(work)
     try:
         server.start()
         print(f"nats-server {server.version} at {server.url}; work dir {work}", flush=True)
-        bench_large(server.url, work, settings, res, mounts)
-        bench_random(server.url, work, settings, res, mounts)
-        bench_many(server.url, work, settings, res)
+        steps(server.url, work, res, mounts)
     except KeyboardInterrupt:
         res.fail("run", "interrupted")
     finally:
@@ -669,13 +709,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
-    verdicts = report(res, settings)
+    verdicts = report(res)
     wall = time.time() - started
     print(
         f"\n{wall:.0f} s; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
         f"{len(res.failures)} failure(s)"
     )
-    if args.json:
+    if json_path is not None:
         doc = {
             "date": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
             "seconds": wall,
@@ -688,8 +728,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             "verdicts": [v.as_json() for v in verdicts],
             "failures": res.failures,
         }
-        args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        json_path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return 1 if res.failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = settings_of(args)
+
+    def steps(url: str, work: Path, res: Results, mounts: list[Mount]) -> None:
+        bench_large(url, work, settings, res, mounts)
+        bench_random(url, work, settings, res, mounts)
+        bench_many(url, work, settings, res)
+
+    return run_benchmark(
+        "osfs-bench-mount-", settings, steps, lambda res: report(res, settings), args.json
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The client side of the mount benchmark, one op per process: ``python mount_worker.py '<json>'``.
+"""The client side of the mount benchmarks (``scripts/bench_mount.py``, ``scripts/bench_write.py``),
+one op per process: ``python mount_worker.py '<json>'``.
 
 The request is a JSON object with ``op``, ``url`` and the op's fields; the answer is one JSON line
 on stdout (``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``). Only the operation is
@@ -19,11 +20,22 @@ Ops:
                                       ``count`` puts of new tiny objects; after each put is
                                       acknowledged, ``os.lstat`` of its path in the mount is polled
                                       until it succeeds: every latency in seconds
+    create    bucket                  create the bucket (untimed)
+    delete    bucket                  delete the bucket and everything in it (untimed)
+    puts      bucket, count, size, prefix
+                                      ``count`` sequential ``store.put``s of distinct random
+                                      ``size``-byte objects ``prefix/f<i>``: elapsed, ops, bytes
+    verify    bucket, name, path      object ``name`` holds the bytes of local file ``path``: its
+                                      size and digest as stored, and the SHA-256 of a streaming
+                                      get of it, against the file's (fails on any difference)
+    count     bucket, prefix          the live objects under ``prefix``: files (names not ending
+                                      in '/'), directory markers, total bytes of the files
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -44,9 +56,9 @@ if str(ROOT) not in sys.path:
 from nats.aio.msg import Msg  # noqa: E402
 
 from osfs.core.config import ObjectStoreConfig  # noqa: E402
-from osfs.core.digest import digest_of  # noqa: E402
+from osfs.core.digest import digest_of, format_digest  # noqa: E402
 from osfs.core.errors import BucketNotFoundError, NoObjectsFoundError  # noqa: E402
-from osfs.core.meta import DEFAULT_CHUNK_SIZE, ObjectInfo, encode_meta  # noqa: E402
+from osfs.core.meta import DEFAULT_CHUNK_SIZE, ObjectInfo, ObjectMeta, encode_meta  # noqa: E402
 from osfs.core.subjects import chunk_subject, meta_subject  # noqa: E402
 from osfs.store import Connection, ConnectOptions, ObjectStore, open_connection  # noqa: E402
 
@@ -218,6 +230,74 @@ async def op_changes(conn: Connection, req: Request) -> Answer:
     return {"latencies": latencies, "missed": missed}
 
 
+async def op_create(conn: Connection, req: Request) -> Answer:
+    await _store(conn, req["bucket"], create=True)
+    return {}
+
+
+async def op_delete(conn: Connection, req: Request) -> Answer:
+    await conn.manager.delete_object_store(req["bucket"])
+    return {}
+
+
+async def op_puts(conn: Connection, req: Request) -> Answer:
+    store = await _store(conn, req["bucket"], create=True)
+    count: int = req["count"]
+    size: int = req["size"]
+    prefix: str = req.get("prefix", "small")
+    blob = os.urandom(count * size)
+    payloads = [blob[i * size : (i + 1) * size] for i in range(count)]
+    start = time.perf_counter()
+    for i, payload in enumerate(payloads):
+        await store.put(ObjectMeta(name=f"{prefix}/f{i:05d}"), payload)
+    return {"elapsed": time.perf_counter() - start, "ops": count, "bytes": count * size}
+
+
+async def op_verify(conn: Connection, req: Request) -> Answer:
+    store = await _store(conn, req["bucket"])
+    local = hashlib.sha256()
+    size = 0
+    with open(req["path"], "rb") as source:  # noqa: ASYNC230 - local file, untimed
+        while piece := source.read(8 * 1024 * 1024):
+            local.update(piece)
+            size += len(piece)
+    expected = format_digest(local.digest())
+    info = await store.get_info(req["name"])
+    read = hashlib.sha256()
+    got = 0
+    async with await store.get(req["name"]) as result:
+        async for chunk in result:
+            read.update(chunk)
+            got += len(chunk)
+    answer = {
+        "size": size,
+        "stored_size": info.size,
+        "read_size": got,
+        "digest": expected,
+        "stored_digest": info.digest,
+        "read_digest": format_digest(read.digest()),
+        "chunks": info.chunks,
+    }
+    if not size == info.size == got or not expected == info.digest == answer["read_digest"]:
+        raise RuntimeError(f"stored object differs from the file: {answer}")
+    return answer
+
+
+async def op_count(conn: Connection, req: Request) -> Answer:
+    store = await _store(conn, req["bucket"])
+    prefix: str = req.get("prefix", "")
+    try:
+        infos = [info for info in await store.list() if info.name.startswith(prefix)]
+    except NoObjectsFoundError:
+        infos = []
+    files = [info for info in infos if not info.name.endswith("/")]
+    return {
+        "files": len(files),
+        "markers": len(infos) - len(files),
+        "bytes": sum(info.size for info in files),
+    }
+
+
 OPS: dict[str, Callable[[Connection, Request], Awaitable[Answer]]] = {
     "put": op_put,
     "get": op_get,
@@ -225,6 +305,11 @@ OPS: dict[str, Callable[[Connection, Request], Awaitable[Answer]]] = {
     "populate": op_populate,
     "walk": op_walk,
     "changes": op_changes,
+    "create": op_create,
+    "delete": op_delete,
+    "puts": op_puts,
+    "verify": op_verify,
+    "count": op_count,
 }
 
 
