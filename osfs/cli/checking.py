@@ -54,7 +54,7 @@ def _as_text(report: Report, *, repaired: bool) -> str:
     findings = report.findings
     lines = [f"bucket {report.bucket}: {plural(findings.objects, 'object')} checked"]
     for orphan in report.orphans:
-        state = "purged" if report.purged else "orphan (--repair purges it)"
+        state = "purged" if report.repaired else "orphan (--repair purges it)"
         lines.append(
             f"  chunks of nuid {orphan.nuid}: {plural(orphan.messages, 'message')}, {state}"
         )

@@ -51,7 +51,11 @@ class Findings:
 
 
 def classify(
-    infos: Sequence[ObjectInfo], chunk_counts: Mapping[str, int], meta_subjects: int
+    infos: Sequence[ObjectInfo],
+    chunk_counts: Mapping[str, int],
+    meta_subjects: int,
+    *,
+    bucket: str,
 ) -> Findings:
     """Classify a bucket.
 
@@ -59,6 +63,9 @@ def classify(
         infos: the latest document of every name (delete markers included).
         chunk_counts: nuid -> messages on its chunk subject.
         meta_subjects: how many meta subjects the stream holds.
+        bucket: the bucket checked. A link points into it when its target bucket is this one;
+            a document's own ``bucket`` field cannot tell (nats.js links carry the *target*
+            bucket there, wire.md §9).
     """
     live = [info for info in infos if not info.deleted]
     live_names = {info.name for info in live}
@@ -71,7 +78,7 @@ def classify(
             hidden.append((info.name, mapped.reason))
         if info.link is not None:
             link = info.link
-            if link.name and link.bucket == info.bucket and link.name not in live_names:
+            if link.name and link.bucket == bucket and link.name not in live_names:
                 damaged.append(Damaged(info.name, f"link to missing object {link.name!r}"))
             continue
         found = chunk_counts.get(info.nuid, 0) if info.nuid else 0

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from osfs.core import errors
 from osfs.core.fsck import Damaged, Findings, classify
 from osfs.core.subjects import all_chunks_subject, all_meta_subject, chunk_prefix
 from osfs.store.bucket import ObjectStore
+from osfs.store.jsapi import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class Report:
         recent: orphans younger than it (maybe a put in progress): left alone.
         corrupt: objects whose bytes do not match their digest (only with ``verify``).
         purged: orphan chunk messages purged (only by ``repair``).
+        repaired: ``repair`` ran: no orphan of ``orphans`` is left, even one another client
+            purged first (then ``purged`` does not count it).
     """
 
     bucket: str
@@ -51,12 +54,13 @@ class Report:
     recent: tuple[Orphan, ...]
     corrupt: tuple[Damaged, ...]
     purged: int = 0
+    repaired: bool = False
 
     @property
     def problems(self) -> int:
         """Damaged, corrupt or unreadable objects, and orphans not purged."""
         findings = self.findings
-        left = 0 if self.purged else len(self.orphans)
+        left = 0 if self.repaired else len(self.orphans)
         return len(findings.damaged) + len(self.corrupt) + findings.unreadable + left
 
 
@@ -85,12 +89,15 @@ async def check(
         ).items()
     }
     meta_subjects = len(await api.subject_counts(stream, all_meta_subject(store.bucket)))
-    findings = classify(infos, chunk_counts, meta_subjects)
+    findings = classify(infos, chunk_counts, meta_subjects, bucket=store.bucket)
     old: list[Orphan] = []
     recent: list[Orphan] = []
     now = time.time_ns()
     for nuid, messages in sorted(findings.orphans.items()):
-        newest = (await api.direct_get_last(stream, prefix + nuid)).time_ns
+        try:
+            newest = (await api.direct_get_last(stream, prefix + nuid)).time_ns
+        except NotFound:
+            continue  # purged since it was counted (an overwrite or a failed put cleaning up)
         orphan = Orphan(nuid, messages, newest)
         (recent if now - newest < grace * 1e9 else old).append(orphan)
     corrupt: list[Damaged] = []
@@ -117,8 +124,7 @@ async def repair(store: ObjectStore, report: Report) -> Report:
     the number of messages purged."""
     purged = 0
     for orphan in report.orphans:
-        purged += await store.api.purge(store.stream, chunk_prefix(store.bucket) + orphan.nuid)
-        log.info("purged %d orphan chunk message(s) of nuid %s", orphan.messages, orphan.nuid)
-    return Report(
-        report.bucket, report.findings, report.orphans, report.recent, report.corrupt, purged
-    )
+        removed = await store.api.purge(store.stream, chunk_prefix(store.bucket) + orphan.nuid)
+        purged += removed
+        log.info("purged %d orphan chunk message(s) of nuid %s", removed, orphan.nuid)
+    return replace(report, purged=purged, repaired=True)
