@@ -47,9 +47,9 @@ def decode_record(data: bytes) -> ObjectMeta:
     """
     try:
         document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON; nesting too deep
         raise ValueError(f"not a spool record: {exc}") from exc
-    if not isinstance(document, dict) or document.get(FORMAT_KEY) != FORMAT_VERSION:
+    if not isinstance(document, dict) or not _is_version(document.get(FORMAT_KEY)):
         raise ValueError("not a spool record of format version 1")
     name = document.get("name")
     description = document.get("description", "")
@@ -61,6 +61,11 @@ def decode_record(data: bytes) -> ObjectMeta:
         headers=_headers(document.get("headers", {})),
         metadata=_strings(document.get("metadata", {})),
     )
+
+
+def _is_version(value: Any) -> bool:
+    """True for exactly the JSON number ``1`` (not ``true``, not ``1.0``)."""
+    return type(value) is int and value == FORMAT_VERSION
 
 
 def _headers(value: Any) -> dict[str, tuple[str, ...]]:

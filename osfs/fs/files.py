@@ -237,11 +237,18 @@ class Files:
     ) -> None:
         """New mode, owner, times or metadata: stored now, or with the next upload (rule 6)."""
         async with file.lock:
+            before = (file.attrs, file.metadata)
             file.attrs = attrs
             if metadata is not None:
                 file.metadata = dict(metadata)
+            if file.unlinked:
+                return  # no name to store them under: they live as long as the handles
             if file.dirty or file.base is None:
-                if file.dirty and file.spool is not None:
+                # The crash record follows mode, owner and metadata; not the mtime alone,
+                # which the kernel sets at every close of a written file (writeback cache):
+                # a recovered file gets the mtime of its last record, a fair price.
+                mtime_only = before == (replace(attrs, mtime_ns=before[0].mtime_ns), file.metadata)
+                if file.dirty and file.spool is not None and not mtime_only:
                     file.spool.mark_dirty(file.meta())
                 return
             info = await self._store.update_meta(file.name, file.meta())
@@ -391,6 +398,8 @@ class Files:
                 delay = RETRY_MIN
                 continue
             left = await self.retry_now()
+            # These failures are the ones just counted: they must not cut the backoff short.
+            self._wake = trio.Event()
             delay = RETRY_MIN if not left else min(delay * 2, RETRY_MAX)
 
     async def drain(self) -> list[str]:

@@ -215,11 +215,11 @@ class Namespace:
         node = self.child(parent, raw)
         if node.kind is Kind.DIR:
             raise fuse_error(errno.EISDIR)
-        info = node.info
-        assert info is not None
         file = self.files.get(node.ino)
         if file is not None:
-            await self.files.hold_bytes(file)
+            await self.files.hold_bytes(file)  # waits for an upload in flight, too
+        info = node.info  # read after the wait: that upload may have stored a pending file
+        assert info is not None
         if info.revision == 0 and not info.nuid:  # pending: only this mount knows it
             self.watcher.apply_local([replace(info, deleted=True)])
         else:

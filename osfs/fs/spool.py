@@ -97,6 +97,13 @@ class SpoolFile:
         os.ftruncate(self._fd, size)
         self.size = size
 
+    def _reopen(self) -> None:
+        """Open :attr:`path` again, after another data file was moved onto it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        os.close(self._fd)
+        self._fd = fd
+        self.size = os.fstat(fd).st_size
+
     def mark_dirty(self, meta: ObjectMeta) -> None:
         """Write (or rewrite) the record: the file is to be stored as ``meta`` (rule 1).
 
@@ -197,10 +204,10 @@ class SpoolDir:
                 log.error("spool record %s has no data file: dropped", record)
                 record.unlink()
                 continue
-            spool = self.create()
+            spool = self.create()  # a free number in this folder
             os.replace(data, spool.path)
             os.replace(record, spool.record_path)
-            spool.size = os.fstat(spool._fd).st_size
+            spool._reopen()  # its descriptor is still the empty file the move replaced
             log.info("adopted dirty spool file for %r from %s", meta.name, sibling.name)
             yield Adopted(meta, spool)
         if any(sibling.glob("*.meta-unreadable")):
