@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
 import trio
@@ -331,6 +331,22 @@ class Files:
         async with file.lock:
             if file.handles > 0:
                 await self._spooled(file, keep=True)
+
+    async def remove(self, file: OpenFile, remove_name: Callable[[], Awaitable[None]]) -> None:
+        """``unlink``: ``remove_name`` deletes the name, under the file's lock, so no upload
+        can store the file between the delete and the moment it is marked gone (rule 5);
+        open handles keep its bytes (copied in first if need be)."""
+        async with file.lock:
+            if file.handles > 0:
+                await self._spooled(file, keep=True)
+            await remove_name()
+            await self._stop_stream(file)
+            file.unlinked = True
+            file.dirty = file.failed = False
+            if file.spool is not None:
+                file.spool.mark_clean()
+        if file.handles <= 0:
+            self._drop(file)
 
     async def forget_name(self, file: OpenFile) -> None:
         """The file's name is gone (unlink, or replaced by a rename): never upload it again."""

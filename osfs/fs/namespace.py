@@ -215,17 +215,20 @@ class Namespace:
         node = self.child(parent, raw)
         if node.kind is Kind.DIR:
             raise fuse_error(errno.EISDIR)
+
+        async def remove_name() -> None:
+            info = node.info  # read under the file's lock: an upload may have just stored it
+            assert info is not None
+            if info.revision == 0 and not info.nuid:  # pending: only this mount knows it
+                self.watcher.apply_local([replace(info, deleted=True)])
+            else:
+                self.watcher.apply_local([await self.store.delete(info.name)])
+
         file = self.files.get(node.ino)
-        if file is not None:
-            await self.files.hold_bytes(file)  # waits for an upload in flight, too
-        info = node.info  # read after the wait: that upload may have stored a pending file
-        assert info is not None
-        if info.revision == 0 and not info.nuid:  # pending: only this mount knows it
-            self.watcher.apply_local([replace(info, deleted=True)])
+        if file is None:
+            await remove_name()
         else:
-            self.watcher.apply_local([await self.store.delete(info.name)])
-        if file is not None:
-            await self.files.forget_name(file)
+            await self.files.remove(file, remove_name)
 
     async def remove_dir(self, parent: int, raw: bytes) -> None:
         """``rmdir``."""

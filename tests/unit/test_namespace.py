@@ -337,6 +337,34 @@ async def test_unlink_during_the_first_upload_deletes_what_it_stored(tmp_path: P
         assert names_in(m.table, ROOT) == []
 
 
+async def test_a_close_during_the_unlinks_delete_does_not_store_the_file(tmp_path: Path) -> None:
+    """``unlink`` holds the file while the store deletes the name: a ``close`` arriving then
+    waits, finds the file gone, and uploads nothing (no object outlives the unlink)."""
+    store = MemoryStore()
+    gate = trio.Event()
+    flaky = FlakyStore(store, {("delete", 1): Fault(gate=gate)})
+    async with open_mount(tmp_path, store, through=flaky) as m:
+        node, file = m.ns.create_file(m.root, "f", 0o644, 1, 1)
+        await m.files.write(file, 0, b"first")
+        await m.files.flush(file)  # stored: the unlink must delete it on the server
+        await m.files.write(file, 0, b"second")  # dirty again, with a handle open
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(m.ns.remove_file, ROOT, b"f")
+            await wait_all_tasks_blocked()
+            assert flaky.calls["delete"] == 1  # the delete is in flight
+            nursery.start_soon(m.files.flush, file)
+            await wait_all_tasks_blocked()
+            assert flaky.calls["put_path"] == 1  # only the first close's upload
+            gate.set()
+        assert flaky.calls["put_path"] == 1
+        assert await absent(store, "f")
+        assert m.files.read(file, 0, 6) == b"second"  # the open handle keeps its bytes
+        m.files.release(file)
+        await m.settle()
+        assert m.at("f") is None
+        assert not node.attached
+
+
 async def test_remove_dir_refuses_a_non_empty_one_and_deletes_the_marker(tmp_path: Path) -> None:
     store = MemoryStore()
     await store.put("d/")
