@@ -255,15 +255,30 @@ def test_an_already_mounted_directory_is_refused(
 
 
 def _writes_are_refused(root: Path) -> None:
+    """Every kind of change the (writable) mount makes is EROFS here, and nothing changed."""
+    file = root / "hello.txt"
     for what, attempt in {
         "create": lambda: os.close(os.open(root / "new.txt", os.O_CREAT | os.O_WRONLY, 0o644)),
-        "write": lambda: os.close(os.open(root / "hello.txt", os.O_WRONLY)),
+        "write": lambda: os.close(os.open(file, os.O_WRONLY)),
+        "append": lambda: os.close(os.open(file, os.O_WRONLY | os.O_APPEND)),
+        "open with O_TRUNC": lambda: os.close(os.open(file, os.O_RDONLY | os.O_TRUNC)),
+        "truncate": lambda: os.truncate(file, 0),
         "mkdir": lambda: os.mkdir(root / "newdir"),
-        "unlink": lambda: os.unlink(root / "hello.txt"),
-        "rename": lambda: os.rename(root / "hello.txt", root / "moved.txt"),
-        "chmod": lambda: os.chmod(root / "hello.txt", 0o600),
+        "rmdir": lambda: os.rmdir(root / "dir"),
+        "unlink": lambda: os.unlink(file),
+        "rename": lambda: os.rename(file, root / "moved.txt"),
+        "rename a directory": lambda: os.rename(root / "dir", root / "dir2"),
+        "chmod": lambda: os.chmod(file, 0o600),
+        "chown": lambda: os.chown(file, 1, 1),
+        "utime": lambda: os.utime(file, (0, 0)),
+        "symlink": lambda: os.symlink("hello.txt", root / "link"),
+        "hard link": lambda: os.link(file, root / "hard"),
+        "mknod (fifo)": lambda: os.mkfifo(root / "fifo"),
+        "setxattr": lambda: os.setxattr(file, "user.x", b"1"),
     }.items():
         assert io_errno(attempt) == errno.EROFS, what
+    assert read_file(file) == b"hello\n"
+    assert sorted(os.listdir(root)) == ["dir", "hello.txt"]
 
 
 def _mount_options(path: Path) -> list[str]:
@@ -278,6 +293,7 @@ def test_a_sealed_bucket_mounts_read_only(nats_url: str, mountpoint: Path) -> No
     sealed = f"msealed_{uuid.uuid4().hex[:10]}"
     run(_make_bucket(nats_url, sealed, sealed=True))
     with mounted(nats_url, sealed, mountpoint):
+        assert "ro" in _mount_options(mountpoint)  # mounted read-only, as if --read-only
         assert read_file(mountpoint / "hello.txt") == b"hello\n"
         _writes_are_refused(mountpoint)
         vfs = os.statvfs(mountpoint)

@@ -1,11 +1,13 @@
-"""The read-only mount over a real server: what other clients wrote is what ``ls``, ``cat`` and
-``stat`` show.
+"""Reading through the mount over a real server: what other clients wrote is what ``ls``,
+``cat`` and ``stat`` show.
 
 One bucket is filled before the mount (by nats-py, nats.js, osfs's own client and raw
 publishes), then mounted once for the whole module beside a second bucket (so cross-bucket links
 resolve the way they would under ``/mnt/<bucket>``). Tests only read, except the one that adds
-hostile names while mounted, which uses names no other test looks at. After every test the
-mount's log must hold no WARNING/ERROR line the test did not declare.
+hostile names while mounted, which uses names no other test looks at, and the one that mounts
+the bucket a second time with ``--read-only`` to be refused every change. (Writing through a
+mount is ``test_mount_write``'s.) After every test the mount's log must hold no WARNING/ERROR
+line the test did not declare.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class Tree:
     bucket: str
     other: str
     started_ns: int
+    base: Path
     contents: dict[str, bytes] = field(default_factory=dict)
     infos: dict[str, ObjectInfo] = field(default_factory=dict)
     mounts: list[MountedProcess] = field(default_factory=list)
@@ -241,7 +244,7 @@ def tree(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tr
     """The filled bucket, mounted (with the other bucket mounted beside it)."""
     base = tmp_path_factory.mktemp("mount-read")
     bucket, other = _unique("mread"), _unique("mread_other")
-    tree = Tree(nats_url, bucket, other, started_ns=time.time_ns())
+    tree = Tree(nats_url, bucket, other, started_ns=time.time_ns(), base=base)
     run(_fill(tree), timeout=120)
     _natsjs(tree)
     run(_infos_of(tree, ["js/hello.txt", "js/meta.txt"]))
@@ -250,13 +253,18 @@ def tree(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tr
         mounted(nats_url, bucket, base / bucket, *modes) as mount,
         mounted(nats_url, other, base / other) as other_mount,
     ):
-        for name in (*HOSTILE, HOSTILE_RAW):
-            mount.expect_log(f"WARNING osfs.fs.watcher: hiding object {_repr_prefix(name)}")
-        mount.expect_log(
-            "WARNING osfs.fs.watcher: hiding object 'clash': a directory of the same name exists"
-        )
+        _expect_hidden_names(mount, (*HOSTILE, HOSTILE_RAW))
         tree.mounts += [mount, other_mount]
         yield tree
+
+
+def _expect_hidden_names(mount: MountedProcess, names: tuple[str, ...]) -> None:
+    """The watcher's warnings about the names it hides, which the bucket holds on purpose."""
+    for name in names:
+        mount.expect_log(f"WARNING osfs.fs.watcher: hiding object {_repr_prefix(name)}")
+    mount.expect_log(
+        "WARNING osfs.fs.watcher: hiding object 'clash': a directory of the same name exists"
+    )
 
 
 def _repr_prefix(name: str) -> str:
@@ -496,8 +504,7 @@ def test_cat_through_links(tree: Tree) -> None:
 
 
 def test_hostile_names_are_hidden_and_listed_by_the_cli(tree: Tree) -> None:
-    for name in HOSTILE_LIVE:
-        tree.mount.expect_log(f"WARNING osfs.fs.watcher: hiding object {_repr_prefix(name)}")
+    _expect_hidden_names(tree.mount, HOSTILE_LIVE)
     run(_put_hostile_live(tree))
     wait_until_path(tree.path("live-sentinel.txt"), timeout=5)
     root = set(os.listdir(tree.root))
@@ -547,38 +554,47 @@ def test_a_corrupt_object_reads_as_eio(tree: Tree) -> None:
     assert read_file(tree.path("target.txt")) == b"the target\n"  # still serving
 
 
-def test_every_change_is_refused_with_erofs(tree: Tree) -> None:
-    file, directory = tree.path("py/hello.txt"), tree.path("empty")
+def test_a_read_only_mount_refuses_every_change_with_erofs(tree: Tree) -> None:
+    """The same bucket mounted again with ``--read-only``: every kind of change the mount can
+    make is EROFS (the kernel's answer on an ``ro`` mount, and the mount's own behind it), and
+    the bucket is left as it was."""
+    with mounted(tree.url, tree.bucket, tree.base / "read-only", "--read-only") as read_only:
+        _expect_hidden_names(read_only, (*HOSTILE, HOSTILE_RAW, *HOSTILE_LIVE))
+        _every_change_is_refused(read_only.path)
+    assert read_file(tree.path("py/hello.txt")) == b"hello from nats-py\n"
+    assert sorted(os.listdir(tree.path("py"))) == ["hello.txt", "multi.bin"]
+
+
+def _every_change_is_refused(root: Path) -> None:
+    file, directory = root / "py/hello.txt", root / "empty"
     attempts = {
-        "create": lambda: os.close(
-            os.open(tree.path("py/new.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
-        ),
+        "create": lambda: os.close(os.open(root / "py/new.txt", os.O_CREAT | os.O_WRONLY, 0o644)),
         "create (exclusive)": lambda: os.close(
-            os.open(tree.path("new.txt"), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+            os.open(root / "new.txt", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         ),
         "write to an existing file": lambda: os.close(os.open(file, os.O_WRONLY)),
         "open read-write": lambda: os.close(os.open(file, os.O_RDWR)),
         "append": lambda: os.close(os.open(file, os.O_WRONLY | os.O_APPEND)),
         "open with O_TRUNC": lambda: os.close(os.open(file, os.O_RDONLY | os.O_TRUNC)),
         "truncate": lambda: os.truncate(file, 0),
-        "mkdir": lambda: os.mkdir(tree.path("py/newdir")),
+        "mkdir": lambda: os.mkdir(root / "py/newdir"),
         "rmdir": lambda: os.rmdir(directory),
         "unlink": lambda: os.unlink(file),
-        "rename": lambda: os.rename(file, tree.path("py/renamed.txt")),
-        "rename a directory": lambda: os.rename(tree.path("a"), tree.path("a2")),
+        "rename": lambda: os.rename(file, root / "py/renamed.txt"),
+        "rename a directory": lambda: os.rename(root / "a", root / "a2"),
         "chmod": lambda: os.chmod(file, 0o600),
         "chown": lambda: os.chown(file, 0, 0),
         "utime": lambda: os.utime(file, (0, 0)),
-        "symlink": lambda: os.symlink("target.txt", tree.path("new-link")),
-        "hard link": lambda: os.link(file, tree.path("py/hard")),
-        "mknod (fifo)": lambda: os.mkfifo(tree.path("fifo")),
+        "symlink": lambda: os.symlink("target.txt", root / "new-link"),
+        "hard link": lambda: os.link(file, root / "py/hard"),
+        "mknod (fifo)": lambda: os.mkfifo(root / "fifo"),
         "setxattr": lambda: os.setxattr(file, "user.x", b"1"),
         "removexattr": lambda: os.removexattr(file, "user.nats.digest"),
     }
     for what, attempt in attempts.items():
         assert io_errno(attempt) == errno.EROFS, what
     assert read_file(file) == b"hello from nats-py\n"
-    assert sorted(os.listdir(tree.path("py"))) == ["hello.txt", "multi.bin"]
+    assert sorted(run_io(lambda: os.listdir(root / "py"))) == ["hello.txt", "multi.bin"]
 
 
 # Big directories --------------------------------------------------------------------------------
