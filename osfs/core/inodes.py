@@ -16,6 +16,12 @@ Rules:
    kernel must never see an inode change its type. Generations can therefore stay 0. A move
    (:meth:`InodeTable.move`: rename(2) through the mount) keeps the numbers of the moved entry
    and of everything below it, as the kernel keeps its inodes when it moves a dentry.
+   *Renewal*: with FUSE's writeback cache the kernel trusts its own size and mtime of a regular
+   file it knows and ignores the filesystem's, so a change made elsewhere that alters either
+   must reach the kernel as a new file: :meth:`InodeTable.apply_many` with ``renew`` gives such
+   a file a new inode in the same entry (its old inode stays for open handles, which read the
+   version they opened anyway). The mount's own changes are applied without renewal: the
+   kernel made them.
 4. Lookup counts are the kernel's, exactly as pyfuse3 documents: :meth:`remember` after every
    successful ``lookup``/``create``/``mkdir``/``symlink``/``link`` and every ``readdir_reply``
    that returned True (never for ``.``/``..``); :meth:`forget` subtracts. A removed entry is
@@ -42,13 +48,13 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NewType
 
 from osfs.core.meta import ObjectInfo, ObjectLink
 from osfs.core.names import Hidden, Mapped, map_name, symlink_target
-from osfs.core.posix import is_symlink, stored_symlink
+from osfs.core.posix import MTIME_KEY, is_symlink, stored_symlink
 
 Inode = NewType("Inode", int)
 
@@ -208,9 +214,10 @@ class TableStatistics:
 class _Recorder:
     """Collects the changes of one apply (or a batch of them)."""
 
-    __slots__ = ("attrs", "contents", "deleted", "entries", "hidden")
+    __slots__ = ("attrs", "contents", "deleted", "entries", "hidden", "renew")
 
     def __init__(self) -> None:
+        self.renew: Callable[[ObjectInfo], bool] | None = None
         self.entries: dict[tuple[Inode, str], None] = {}
         self.deleted: dict[tuple[Inode, str, Inode], None] = {}
         self.contents: dict[Inode, None] = {}
@@ -252,9 +259,18 @@ class InodeTable:
         self._apply(info, recorder)
         return recorder.changes(self._nodes)
 
-    def apply_many(self, infos: Iterable[ObjectInfo]) -> Changes:
-        """:meth:`apply` each info in order; one merged :class:`Changes` for the batch."""
+    def apply_many(
+        self, infos: Iterable[ObjectInfo], *, renew: Callable[[ObjectInfo], bool] | None = None
+    ) -> Changes:
+        """:meth:`apply` each info in order; one merged :class:`Changes` for the batch.
+
+        Args:
+            infos: the updates.
+            renew: for changes made elsewhere: a file whose size or mtime changes gets a new
+                inode (rule 3) when this returns True for its new info.
+        """
         recorder = _Recorder()
+        recorder.renew = renew
         for info in infos:
             self._apply(info, recorder)
         return recorder.changes(self._nodes)
@@ -776,6 +792,15 @@ class InodeTable:
         if kind is not node.kind:
             self._replace(node, self._new_node(kind, info), rec)
             return
+        renew = rec.renew
+        if (
+            renew is not None
+            and kind is Kind.FILE
+            and _kernel_cached(old) != _kernel_cached(info)
+            and renew(info)
+        ):
+            self._replace(node, self._new_node(kind, info), rec)
+            return
         node.info = info
         if _content_key(old) != _content_key(info):
             node.version += 1
@@ -1024,6 +1049,11 @@ def _entries_of(directory: Node) -> _Entries:
 def _content_key(info: ObjectInfo) -> tuple[str, ObjectLink | None, str | None]:
     """What decides whether the data (or symlink target) changed: a new put is a new nuid."""
     return info.nuid, info.link, stored_symlink(info)
+
+
+def _kernel_cached(info: ObjectInfo) -> tuple[int, str | int]:
+    """What the kernel keeps of a regular file under the writeback cache: size and mtime."""
+    return info.size, info.metadata.get(MTIME_KEY) or info.mtime_ns
 
 
 def _require(condition: bool, invariant: str) -> None:

@@ -29,9 +29,11 @@ Concurrency: trio; the state of an OpenFile changes only in this module.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import trio
@@ -142,6 +144,7 @@ class Files:
         self._orphans: list[OpenFile] = []
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._in_flight: Counter[str] = Counter()
         self.uploads = 0
 
     # Lookup -----------------------------------------------------------------------------------
@@ -251,9 +254,10 @@ class Files:
                 if file.dirty and file.spool is not None and not mtime_only:
                     file.spool.mark_dirty(file.meta())
                 return
-            info = await self._store.update_meta(file.name, file.meta())
-            file.base = info
-            self.on_stored(file, info)
+            with self._storing(file.name):
+                info = await self._store.update_meta(file.name, file.meta())
+                file.base = info
+                self.on_stored(file, info)
 
     async def _spooled(self, file: OpenFile, *, keep: bool) -> SpoolFile:
         """The file's spool, made now if need be: with the object's bytes if ``keep``."""
@@ -302,29 +306,46 @@ class Files:
         """Store the file if it is dirty (``close``, ``fsync``); raises the upload's error."""
         if not file.dirty:
             return
-        async with file.lock:
-            if not file.dirty or file.unlinked:
-                return
-            assert file.spool is not None
-            meta = file.meta()
-            stream, file.stream = file.stream, None
-            try:
-                info = None if stream is None else await stream.finish(meta)
-                if info is None:
-                    info = await self._store.put_path(meta, str(file.spool.path))
-            except (errors.OsfsError, OSError) as exc:
-                if not file.failed:
-                    log.warning("could not store %r (kept, retrying): %s", file.name, exc)
-                file.failed = True
-                self._wake.set()
-                raise
-            file.spool.mark_clean()
-            file.dirty = file.failed = False
-            file.base, file.record = info, None
-            self.uploads += 1
-        if file.handles <= 0:
-            self._drop(file)
-        self.on_stored(file, info)
+        with self._storing(file.name):
+            async with file.lock:
+                if not file.dirty or file.unlinked:
+                    return
+                assert file.spool is not None
+                meta = file.meta()
+                stream, file.stream = file.stream, None
+                try:
+                    info = None if stream is None else await stream.finish(meta)
+                    if info is None:
+                        info = await self._store.put_path(meta, str(file.spool.path))
+                except (errors.OsfsError, OSError) as exc:
+                    if not file.failed:
+                        log.warning("could not store %r (kept, retrying): %s", file.name, exc)
+                    file.failed = True
+                    self._wake.set()
+                    raise
+                file.spool.mark_clean()
+                file.dirty = file.failed = False
+                file.base, file.record = info, None
+                self.uploads += 1
+            if file.handles <= 0:
+                self._drop(file)
+            self.on_stored(file, info)
+
+    @contextlib.contextmanager
+    def _storing(self, name: str) -> Iterator[None]:
+        """Mark ``name`` as having a document of ours on its way (see :meth:`is_ours`)."""
+        self._in_flight[name] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[name] -= 1
+            if not self._in_flight[name]:
+                del self._in_flight[name]
+
+    def is_ours(self, name: str) -> bool:
+        """True while an upload or attribute change of ``name`` is between the store and the
+        table: a watched document of that name may be our own, arriving first."""
+        return name in self._in_flight
 
     async def hold_bytes(self, file: OpenFile) -> None:
         """Before the name goes: copy the bytes in if open handles still need them (rule 5)."""

@@ -66,6 +66,7 @@ async def open_filesystem(
             table, reader, store, defaults, files, namespace, read_only=read_only
         )
         files.on_stored = operations.stored
+        watcher.ours = files.is_ours
         operations.sealed = status.sealed
         async with trio.open_nursery() as nursery:
             await nursery.start(watcher.run)

@@ -16,13 +16,16 @@ Rules (DESIGN §6):
    still on their way, are dropped instead of undoing them for a moment. While the mount
    changes the bucket and then the table (``async with watcher.held:``), no batch is applied,
    so an operation finds the table as it left it (a rename must move the entry it renamed).
+6. Changes made elsewhere give a file whose size or mtime changed a new inode (the kernel's
+   writeback cache would keep showing the old ones, ``InodeTable`` rule 3), except for names
+   ``ours`` claims: a document of this mount's own that raced ahead of its ``apply_local``.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -68,6 +71,10 @@ class KernelInvalidator:
             await trio.to_thread.run_sync(_invalidate_inodes, inodes)
 
 
+def _nobody(name: str) -> bool:
+    return False
+
+
 def _invalidate_inodes(inodes: Sequence[tuple[int, bool]]) -> None:
     for ino, attr_only in inodes:
         try:
@@ -86,10 +93,18 @@ class Watcher:
         invalidator: told about every change once the mount is serving.
     """
 
-    def __init__(self, store: Store, table: InodeTable, invalidator: Invalidator) -> None:
+    def __init__(
+        self,
+        store: Store,
+        table: InodeTable,
+        invalidator: Invalidator,
+        *,
+        ours: Callable[[str], bool] | None = None,
+    ) -> None:
         self._store = store
         self._table = table
         self._invalidator = invalidator
+        self.ours = ours or _nobody
         self._name_of_nuid: dict[str, str] = {}
         self._local = LocalRevisions()
         self.held = trio.Lock()
@@ -107,7 +122,7 @@ class Watcher:
                         fresh = [info for info in infos if not self._local.is_stale(info)]
                         self._local.passed(max(info.revision for info in infos))
                         infos = fresh
-                    changes = self._table.apply_many(self._with_renames(infos))
+                    changes = self._table.apply_many(self._with_renames(infos), renew=self._renew)
                 self.batches += 1
                 self.applied += len(infos)
                 for name, reason in changes.hidden:
@@ -118,6 +133,11 @@ class Watcher:
                     started = True
                     log.info("snapshot loaded: %d entries", self._table.entries())
                     task_status.started()
+
+    def _renew(self, info: ObjectInfo) -> bool:
+        """A changed file gets a new inode (``InodeTable`` rule 3) unless the document may be
+        this mount's own, still on its way back (an upload or attribute change in flight)."""
+        return not self.ours(info.name)
 
     def apply_local(self, infos: Sequence[ObjectInfo]) -> Changes:
         """Apply documents this mount just stored (rule 5); the kernel is not told: it made

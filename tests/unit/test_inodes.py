@@ -810,18 +810,21 @@ def test_move_out_of_a_shadowing_directory_shows_the_file_again(table: InodeTabl
 
 
 def test_move_takes_the_shadowed_object_along(table: InodeTable) -> None:
-    table.apply_many([put("a", nuid="F"), put("a/f"), put("q", nuid="Q")])
-    directory = at(table, "a")
-    # Over a file: the shadowed object's new name is the replaced file's.
-    changes = move(table, "a", "q")
-    assert changes.hidden == (("q", SHADOWED_REASON),)
-    assert at(table, "q") is directory
-    assert directory.shadowed == replace(put("q", nuid="F"), revision=7)
-    assert table.hidden() == {"q": SHADOWED_REASON}
-    assert table.node_for_name("a") is None
-    table.apply(gone("q/f"))  # the directory goes: its shadowed object shows
-    assert at(table, "q").info == replace(put("q", nuid="F"), revision=7)
+    table.apply_many([put("s/a", nuid="F"), put("s/a/f"), put("s/keep"), put("t/q", nuid="Q")])
+    directory = at(table, "s/a")
+    # Across directories, over a file: the shadowed object's new name is the replaced file's.
+    changes = move(table, "s/a", "t/q")
+    assert changes.hidden == (("t/q", SHADOWED_REASON),)
+    assert at(table, "t/q") is directory
+    assert directory.shadowed == replace(put("t/q", nuid="F"), revision=7)
+    assert table.hidden() == {"t/q": SHADOWED_REASON}
+    assert table.node_for_name("s/a") is None
+    assert [info.name for info in table.objects_below(at(table, "t").ino)] == ["t/q", "t/q/f"]
+    table.apply(gone("t/q/f"))  # the directory goes: its shadowed object shows
+    assert at(table, "t/q").info == replace(put("t/q", nuid="F"), revision=7)
     assert table.hidden() == {}
+    table.apply(gone("s/keep"))
+    assert tree(table) == {"t": Kind.DIR, "t/q": Kind.FILE}
 
 
 def test_move_onto_itself_is_a_no_op(table: InodeTable) -> None:

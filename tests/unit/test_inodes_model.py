@@ -367,7 +367,14 @@ class InodeTableMachine(RuleBasedStateMachine):
         held = self.table.objects_below(before[src].ino)
         assert [info.name for info in held] == sorted(renamed, key=lambda n: n.split("/"))
         assert all(self.live[info.name] == info for info in held)
+        ids = {name: offset for offset, name, _ in self.table.readdir(dst_parent, 0)}
         changes = self.table.move(src_parent, src[-1], dst_parent, dst[-1], renamed)
+        # The entry id: the replaced entry's (rule 5), else a fresh one after every other.
+        entry_id = self.table.node(before[src].ino).entry_id
+        if dst[-1] in ids:
+            assert entry_id == ids[dst[-1]]
+        else:
+            assert all(entry_id > offset for offset in ids.values())
         replaced = before.get(dst)
         if replaced is not None:  # the rename overwrote the destination's object
             assert replaced.info is not None
