@@ -9,8 +9,10 @@ from osfs.core.meta import ObjectInfo
 from osfs.core.posix import MODE_KEY, MTIME_KEY, SYMLINK_KEY
 
 
-def info(name: str, nuid: str = "N1", size: int = 5, **metadata: str) -> ObjectInfo:
-    return ObjectInfo(name=name, bucket="B", nuid=nuid, size=size, metadata=metadata)
+def info(
+    name: str, nuid: str = "N1", size: int = 5, metadata: dict[str, str] | None = None
+) -> ObjectInfo:
+    return ObjectInfo(name=name, bucket="B", nuid=nuid, size=size, metadata=metadata or {})
 
 
 def always(_: ObjectInfo) -> bool:
@@ -45,9 +47,9 @@ def test_a_new_size_elsewhere_is_a_new_inode_in_the_same_entry() -> None:
 
 def test_a_new_mtime_alone_is_a_new_inode_too() -> None:
     table = InodeTable()
-    table.apply(info("f", **{MTIME_KEY: "100"}))
+    table.apply(info("f", metadata={MTIME_KEY: "100"}))
     old = table.node_for_name("f")
-    table.apply_many([info("f", **{MTIME_KEY: "200"})], renew=always)
+    table.apply_many([info("f", metadata={MTIME_KEY: "200"})], renew=always)
     assert table.node_for_name("f") is not old
 
 
@@ -63,20 +65,22 @@ def test_a_server_timestamp_counts_when_no_mtime_is_stored() -> None:
 
 def test_same_size_and_mtime_keeps_the_inode_and_invalidates_its_data() -> None:
     table = InodeTable()
-    table.apply(info("f", **{MTIME_KEY: "100"}))
+    table.apply(info("f", metadata={MTIME_KEY: "100"}))
     old = table.node_for_name("f")
     assert old is not None
-    changes = table.apply_many([info("f", nuid="N2", **{MTIME_KEY: "100"})], renew=always)
+    changes = table.apply_many([info("f", nuid="N2", metadata={MTIME_KEY: "100"})], renew=always)
     assert table.node_for_name("f") is old
     assert changes.contents == (old.ino,)
 
 
 def test_a_mode_change_keeps_the_inode() -> None:
     table = InodeTable()
-    table.apply(info("f", **{MTIME_KEY: "100", MODE_KEY: "100644"}))
+    table.apply(info("f", metadata={MTIME_KEY: "100", MODE_KEY: "100644"}))
     old = table.node_for_name("f")
     assert old is not None
-    changes = table.apply_many([info("f", **{MTIME_KEY: "100", MODE_KEY: "100600"})], renew=always)
+    changes = table.apply_many(
+        [info("f", metadata={MTIME_KEY: "100", MODE_KEY: "100600"})], renew=always
+    )
     assert table.node_for_name("f") is old
     assert changes.attrs == (old.ino,)
 
@@ -93,13 +97,13 @@ def test_no_renewal_without_renew_or_when_it_declines() -> None:
 
 def test_symlinks_and_directories_are_never_renewed() -> None:
     table = InodeTable()
-    table.apply(info("l", nuid="", size=0, **{SYMLINK_KEY: "a"}))
-    table.apply(info("d/", nuid="", size=0, **{MTIME_KEY: "1"}))
+    table.apply(info("l", nuid="", size=0, metadata={SYMLINK_KEY: "a"}))
+    table.apply(info("d/", nuid="", size=0, metadata={MTIME_KEY: "1"}))
     link, directory = table.node_for_name("l"), table.node_for_name("d/")
     table.apply_many(
         [
-            info("l", nuid="", size=0, **{SYMLINK_KEY: "b", MTIME_KEY: "5"}),
-            info("d/", nuid="", size=0, **{MTIME_KEY: "2"}),
+            info("l", nuid="", size=0, metadata={SYMLINK_KEY: "b", MTIME_KEY: "5"}),
+            info("d/", nuid="", size=0, metadata={MTIME_KEY: "2"}),
         ],
         renew=always,
     )
