@@ -300,12 +300,14 @@ class OsfsOperations(pyfuse3.Operations):
         self._writable()
         directory, part = self.namespace.new_name(parent_inode, name)
         node, file = self.namespace.create_file(directory, part, mode, ctx.uid, ctx.gid)
-        fh = self._new_handle(node.ino, file, None)
+        fh = self._new_handle(node.ino, file, None, writing=True)
         return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(fh)), self._entry(node)
 
-    def _new_handle(self, ino: Inode, file: OpenFile, reading: ReadHandle | None) -> int:
+    def _new_handle(
+        self, ino: Inode, file: OpenFile, reading: ReadHandle | None, *, writing: bool
+    ) -> int:
         fh = next(self._next_handle)
-        self._handles[fh] = _Handle(ino, file, reading)
+        self._handles[fh] = _Handle(ino, file, reading, writing)
         return fh
 
     @fuse_errors
@@ -326,7 +328,7 @@ class OsfsOperations(pyfuse3.Operations):
         if not spooled and not flags & os.O_TRUNC:
             reading = await self.reader.open(info)
         file = self.files.open(node.ino, info, self.namespace.posix_of(node))
-        fh = self._new_handle(node.ino, file, reading)
+        fh = self._new_handle(node.ino, file, reading, writing=writing)
         try:
             if flags & os.O_TRUNC:
                 await self.files.truncate(file, 0)
@@ -388,8 +390,13 @@ class OsfsOperations(pyfuse3.Operations):
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
-        """Every ``close``: store the file if it changed; the upload's error is close's."""
-        await self.files.flush(self._handles[fh].file)
+        """Every ``close`` of a handle opened for writing: store the file if it changed; the
+        upload's error is close's. Closing a handle opened for reading stores nothing: a reader
+        must not wait for, nor fail with, an upload of bytes someone else wrote (their close
+        reported it; the retry task and unmount take care of what is still dirty)."""
+        handle = self._handles[fh]
+        if handle.writing:
+            await self.files.flush(handle.file)
 
     @fuse_errors
     async def fsync(self, fh: int, datasync: bool) -> None:
@@ -442,11 +449,11 @@ class OsfsOperations(pyfuse3.Operations):
             await self.files.truncate(handle.file, size)
             return
         # truncate(2) by path: no close will follow, so the file is stored now unless
-        # a descriptor is open on it (its close stores it).
+        # a descriptor open for writing is open on it (its close stores it).
         file = self.files.open(node.ino, node.info, self.namespace.posix_of(node))
         try:
             await self.files.truncate(file, size)
-            if file.handles == 1:
+            if not any(h.writing and h.file is file for h in self._handles.values()):
                 await self.files.flush(file)
         finally:
             self.files.release(file)
@@ -534,11 +541,13 @@ class OsfsOperations(pyfuse3.Operations):
 
 @dataclass(slots=True)
 class _Handle:
-    """One open file descriptor: its inode, the inode's write state, the pinned reader."""
+    """One open file descriptor: its inode, the inode's write state, the pinned reader, and
+    whether it was opened for writing (only those store the file at ``flush``)."""
 
     ino: Inode
     file: OpenFile
     reading: ReadHandle | None
+    writing: bool
 
 
 def _user_key(name: bytes) -> str:
