@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 #: Seconds before the first retry of a failed upload; doubled after each failure up to the max.
 RETRY_MIN = 1.0
 RETRY_MAX = 30.0
+#: Spool files at least this large are deleted by a worker thread.
+REMOVE_IN_THREAD = 8 * 1024 * 1024
 #: Bytes copied per read when an existing object is copied into a spool file.
 FILL_STEP = 1024 * 1024
 
@@ -146,6 +148,8 @@ class Files:
         self._nursery: trio.Nursery | None = None
         self._in_flight: Counter[str] = Counter()
         self.uploads = 0
+        #: The bucket refused an upload as sealed: no more retries (ops refuses changes).
+        self.sealed = False
 
     # Lookup -----------------------------------------------------------------------------------
 
@@ -199,9 +203,14 @@ class Files:
             self._drop(file)
 
     def _drop(self, file: OpenFile) -> None:
-        if file.spool is not None:
-            file.spool.remove()
-            file.spool = None
+        spool, file.spool = file.spool, None
+        if spool is not None:
+            if self._nursery is not None and spool.size >= REMOVE_IN_THREAD:
+                # Freeing a large file's blocks takes the filesystem tens of milliseconds:
+                # not on the thread that answers FUSE.
+                self._nursery.start_soon(trio.to_thread.run_sync, spool.remove)
+            else:
+                spool.remove()
         if file in self._orphans:
             self._orphans.remove(file)
         elif self._files.get(file.ino) is file:
@@ -317,6 +326,14 @@ class Files:
                     info = None if stream is None else await stream.finish(meta)
                     if info is None:
                         info = await self._store.put_path(meta, str(file.spool.path))
+                except errors.BucketSealedError as exc:
+                    # Sealed for good: retrying is pointless. The bytes stay in the spool
+                    # (unmount names them) and the mount refuses changes from now on.
+                    if not file.failed:
+                        log.error("could not store %r, kept in the spool: %s", file.name, exc)
+                    file.failed = True
+                    self.sealed = True
+                    raise
                 except (errors.OsfsError, OSError) as exc:
                     if not file.failed:
                         log.warning("could not store %r (kept, retrying): %s", file.name, exc)
@@ -431,7 +448,7 @@ class Files:
                 await trio.sleep(RETRY_MIN)  # a failure just happened: do not hammer
             self._wake = trio.Event()
             failing = [file for file in self.dirty() if file.failed]
-            if not failing:
+            if not failing or self.sealed:
                 delay = RETRY_MIN
                 continue
             left = await self.retry_now()

@@ -127,7 +127,7 @@ class OsfsOperations(pyfuse3.Operations):
 
     def _writable(self) -> None:
         """EROFS on a read-only mount or a sealed bucket (rule 3)."""
-        if self.read_only or self.sealed:
+        if self.read_only or self.sealed or self.files.sealed:
             raise pyfuse3.FUSEError(errno.EROFS)
 
     def _entry(self, node: Node) -> pyfuse3.EntryAttributes:

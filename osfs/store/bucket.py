@@ -4,7 +4,9 @@ Write rules (wire.md §0, §5, §7-§9), each to stay byte-compatible with nats.
 1. Put publishes chunks on a fresh nuid with a window of acks outstanding, the meta document
    last with ``Nats-Rollup: sub``, then purges the previous version's chunks. Any failure before
    the meta is stored purges the new chunks: a half-written object is never visible, and an
-   interrupted overwrite leaves the old version readable.
+   interrupted overwrite leaves the old version readable. The purge is repeated a few times
+   over the next minute (:data:`SWEEP_DELAYS`), for chunks that land late after an outage, but
+   never when the document did land and only its ack was lost.
 2. Lookups on the write paths (put, delete, update_meta, rename, links) use ``STREAM.MSG.GET``,
    served by the stream leader and so read-after-write consistent; reads use Direct Get, like
    nats.go.
@@ -59,6 +61,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+#: Seconds after an abandoned put at which its chunks are purged again. While the server is
+#: away the client queues publishes; chunks queued before the failure can land after the first
+#: purge (the server handles API requests apart from stored messages), and would stay orphans.
+#: Two purges that reach the server end a sweep.
+SWEEP_DELAYS = (2.0, 5.0, 10.0, 20.0, 40.0, 60.0)
 #: Links are followed at most this deep (a cycle of links is an error, not a hang).
 MAX_LINK_DEPTH = 8
 
@@ -81,6 +88,7 @@ class ObjectStore:
         self._fetcher = ChunkFetcher(api, bucket)
         self._acks = AckRouter(api.nc)
         self._nuid = NUID()
+        self._sweeps: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.bucket!r})"
@@ -96,7 +104,10 @@ class ObjectStore:
         return self._stream
 
     async def aclose(self) -> None:
-        """Release the reply subscriptions used for reads and publish acks."""
+        """Release the reply subscriptions used for reads and publish acks; stop the sweeps
+        of abandoned puts (what they did not purge, ``osfs fsck --repair`` does)."""
+        for sweep in list(self._sweeps):
+            sweep.cancel()
         await self._fetcher.aclose()
         await self._acks.aclose()
 
@@ -209,6 +220,37 @@ class ObjectStore:
         meta = ObjectMeta(name=name or os.fspath(path))
         with open(path, "rb") as handle:  # noqa: ASYNC230 - local file, read chunk by chunk
             return await self.put(meta, handle, progress=progress)
+
+    def _sweep_later(self, name: str, nuid: str) -> None:
+        """Purge an abandoned put's chunks again later (see :data:`SWEEP_DELAYS`)."""
+        task = asyncio.create_task(self._sweep(name, nuid))
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
+
+    async def _sweep(self, name: str, nuid: str) -> None:
+        subject = chunk_subject(self.bucket, nuid)
+        done = 0
+        for delay in SWEEP_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                if await self._committed(name, nuid):
+                    log.warning("the put of %r was stored after all: its chunks stay", name)
+                    return
+                purged = await self._api.purge(self._stream, subject)
+            except errors.OsfsError as exc:
+                log.debug("sweep of %s failed (%s): trying again later", subject, exc)
+                continue
+            if purged:
+                log.info("purged %d late chunk(s) of an abandoned put of %r", purged, name)
+            done += 1
+            if done == 2:
+                return
+        log.warning("could not sweep %s: orphan chunks may be left (osfs fsck --repair)", subject)
+
+    async def _committed(self, name: str, nuid: str) -> bool:
+        """True when ``name``'s document names ``nuid``: a put whose ack was lost did land."""
+        current = await self._leader_info(name)
+        return current is not None and current.nuid == nuid and not current.deleted
 
     async def _purge_quietly(self, subject: str) -> None:
         """Purge ``subject``, logging instead of raising: the caller's outcome stands."""
@@ -574,6 +616,7 @@ class Upload:
         self._chunks = 0
         self.size = 0
         self._done = False
+        self._meta_sent = False
 
     async def add(self, data: bytes) -> None:
         """Publish the whole chunks ``data`` completes (several publishes in flight)."""
@@ -630,6 +673,7 @@ class Upload:
             mtime_ns=time.time_ns(),
         )
         previous = await self._lookup
+        self._meta_sent = True
         await self._window.publish(
             meta_subject(store.bucket, meta.name), encode_meta(info), ROLLUP_HEADERS
         )
@@ -652,8 +696,20 @@ class Upload:
             return
         self._finish()
         await self._window.settle()
-        if not self._store_sealed_error():
-            await self._store._purge_quietly(self._subject)
+        if self._store_sealed_error():
+            return
+        store = self._store
+        if self._meta_sent:
+            # The meta document went out: if only its ack was lost, the object is stored and
+            # its chunks must stay. Unknown now: the sweep decides once it can ask.
+            try:
+                if await store._committed(self._meta.name, self._nuid):
+                    return
+            except errors.OsfsError:
+                store._sweep_later(self._meta.name, self._nuid)
+                return
+        await store._purge_quietly(self._subject)
+        store._sweep_later(self._meta.name, self._nuid)
 
     def _store_sealed_error(self) -> bool:
         try:

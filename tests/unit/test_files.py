@@ -382,6 +382,29 @@ async def test_the_retry_task_stores_failed_files_with_backoff(
     assert gaps == pytest.approx(expected, abs=0.01)
 
 
+async def test_a_sealed_bucket_stops_the_retries_and_keeps_the_bytes(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    """A seal is for good: the refused file stays dirty with its record (nothing lost), the
+    retry task leaves it alone, and ``Files.sealed`` tells the adapter to refuse changes."""
+    store = MemoryStore()
+    async with open_files(store, tmp_path) as harness, trio.open_nursery() as nursery:
+        files = harness.files
+        await nursery.start(files.run)
+        file = files.create(3, "f", NEW_ATTRS)
+        await files.write(file, 0, b"data")
+        await store.seal()
+        with pytest.raises(errors.BucketSealedError):
+            await files.flush(file)
+        assert files.sealed
+        await trio.sleep(10 * RETRY_MAX)  # many retry periods
+        assert store.calls["put_path"] == 1
+        assert "dirty" in flags(file)
+        assert file.spool is not None
+        assert file.spool.record_path.exists()
+        nursery.cancel_scope.cancel()
+
+
 async def test_drain_stores_what_it_can_and_names_the_rest(tmp_path: Path) -> None:
     store = MemoryStore()
     flaky = FlakyStore(store, {("put_path", 2): errors.StoreUnavailableError("down")})
