@@ -196,11 +196,13 @@ class BridgedStore:
         """See :meth:`osfs.core.store_api.Store.put_data`."""
         return await self._thread.call(lambda: self._store.put(meta, data))
 
-    async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
+    async def update_meta(
+        self, name: str, meta: ObjectMeta, *, current: ObjectInfo | None = None
+    ) -> ObjectInfo:
         """See :meth:`osfs.core.store_api.Store.update_meta` (never a rename here)."""
         if meta.name != name:
             raise ValueError(f"update_meta of {name!r} names {meta.name!r}: use rename")
-        return await self._thread.call(lambda: self._store.update_meta(name, meta))
+        return await self._thread.call(lambda: self._store.update_meta(name, meta, current=current))
 
     async def rename(self, name: str, new_name: str, *, overwrite: bool = False) -> ObjectInfo:
         """See :meth:`osfs.core.store_api.Store.rename`."""

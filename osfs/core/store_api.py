@@ -128,10 +128,14 @@ class Store(Protocol):
         """As :meth:`put_path`, from bytes (directory markers, symlinks, empty files)."""
         ...
 
-    async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
+    async def update_meta(
+        self, name: str, meta: ObjectMeta, *, current: ObjectInfo | None = None
+    ) -> ObjectInfo:
         """Change description, headers and metadata of live object ``name`` in place.
 
-        The data and the nuid stay; ``meta.chunk_size`` is ignored.
+        The data and the nuid stay; ``meta.chunk_size`` is ignored. ``current`` is the
+        document the caller believes is the latest: if it still is, the update costs one round
+        trip instead of two; if not, the result is the same as without it.
 
         Raises:
             ValueError: ``meta.name`` is not ``name`` (use :meth:`rename`).

@@ -264,7 +264,7 @@ class Files:
                     file.spool.mark_dirty(file.meta())
                 return
             with self._storing(file.name):
-                info = await self._store.update_meta(file.name, file.meta())
+                info = await self._store.update_meta(file.name, file.meta(), current=file.base)
                 file.base = info
                 self.on_stored(file, info)
 

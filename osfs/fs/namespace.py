@@ -386,7 +386,7 @@ class Namespace:
         else:
             base = current.metadata if change is None else change(current.metadata)
             meta = replace(current.meta, metadata=metadata_with(attrs, base))
-            info = await self.store.update_meta(current.name, meta)
+            info = await self.store.update_meta(current.name, meta, current=current)
         self.watcher.apply_local([info])
 
     def metadata_of(self, node: Node) -> Mapping[str, str]:

@@ -53,6 +53,7 @@ from osfs.store.fetch import ChunkFetcher
 from osfs.store.jsapi import ROLLUP_HEADERS, JetStreamApi, NotFound, StoredMsg
 from osfs.store.publisher import AckRouter, AckWindow
 from osfs.store.sources import Source, chunks_of
+from osfs.store.translate import STREAM_WRONG_LAST_SEQUENCE
 from osfs.store.watch import ObjectWatcher
 
 if TYPE_CHECKING:
@@ -352,18 +353,28 @@ class ObjectStore:
 
     # Changing meta --------------------------------------------------------------------------
 
-    async def _publish_meta(self, info: ObjectInfo) -> ObjectInfo:
+    async def _publish_meta(self, info: ObjectInfo, *, expect: int | None = None) -> ObjectInfo:
         info = replace(info, mtime_ns=time.time_ns())
+        headers = ROLLUP_HEADERS
+        if expect is not None:
+            headers = {**ROLLUP_HEADERS, "Nats-Expected-Last-Subject-Sequence": str(expect)}
         seq = await self._api.publish(
-            meta_subject(self.bucket, info.name), encode_meta(info), ROLLUP_HEADERS
+            meta_subject(self.bucket, info.name), encode_meta(info), headers
         )
         return replace(info, revision=seq)
 
-    async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
+    async def update_meta(
+        self, name: str, meta: ObjectMeta, *, current: ObjectInfo | None = None
+    ) -> ObjectInfo:
         """Change name, description, headers and metadata without touching the data.
 
         A different ``meta.name`` renames the object (ADR-20): the document moves to the new
         name's subject, then the old subject is purged.
+
+        ``current``, the document the caller believes is the latest (with its revision), saves
+        the lookup: the new document is published on condition that the subject's last message
+        is still that revision (``Nats-Expected-Last-Subject-Sequence``); if another client
+        changed it meanwhile, the server refuses and the update takes the ordinary path.
 
         Raises:
             UpdateMetaDeletedError: no live object ``name``.
@@ -371,6 +382,17 @@ class ObjectStore:
         """
         validate_object_name(name)
         validate_object_name(meta.name)
+        if (
+            current is not None
+            and current.revision > 0
+            and current.name == name == meta.name
+            and not current.deleted
+        ):
+            try:
+                return await self._publish_meta(current.with_meta(meta), expect=current.revision)
+            except errors.ApiError as exc:
+                if exc.err_code != STREAM_WRONG_LAST_SEQUENCE:
+                    raise
         current = await self._leader_info(name)
         if current is None or current.deleted:
             raise errors.UpdateMetaDeletedError(f"cannot update meta of {name!r}: not found")
@@ -400,19 +422,30 @@ class ObjectStore:
         """
         validate_object_name(name)
         validate_object_name(new_name)
-        current = await self._leader_info(name)
+        if new_name == name:
+            current = await self._leader_info(name)
+            target = current
+        else:  # both lookups in one round trip
+            current, target = await asyncio.gather(
+                self._leader_info(name), self._leader_info(new_name)
+            )
         if current is None or current.deleted:
             raise errors.ObjectNotFoundError(f"object {name!r} not found")
         if new_name == name:
             return current
-        target = await self._leader_info(new_name)
         replaced = target is not None and not target.deleted
         if replaced and not overwrite:
             raise errors.ObjectAlreadyExistsError(f"object {new_name!r} already exists")
         moved = await self._publish_meta(replace(current, name=new_name))
+        # Both purges in one round trip: the old name's document must go (or the object would
+        # show under two names: that one raises), the replaced version's chunks should.
+        purge_old = self._api.purge(self._stream, meta_subject(self.bucket, name))
         if replaced and target is not None and target.nuid and target.nuid != current.nuid:
-            await self._purge_quietly(chunk_subject(self.bucket, target.nuid))
-        await self._api.purge(self._stream, meta_subject(self.bucket, name))
+            await asyncio.gather(
+                purge_old, self._purge_quietly(chunk_subject(self.bucket, target.nuid))
+            )
+        else:
+            await purge_old
         return moved
 
     async def delete(self, name: str) -> ObjectInfo:
@@ -622,15 +655,21 @@ class Upload:
         """Publish the whole chunks ``data`` completes (several publishes in flight)."""
         if self._done:
             raise RuntimeError("this upload is finished")
-        view = memoryview(data)
-        if not self._pending and len(view) == self.chunk_size:
-            await self._publish(bytes(view))
-            return
-        self._pending += view
-        while len(self._pending) >= self.chunk_size:
-            chunk = bytes(self._pending[: self.chunk_size])
-            del self._pending[: self.chunk_size]
+        view = memoryview(data).cast("B")
+        size = self.chunk_size
+        if self._pending:  # complete the chunk begun by an earlier piece
+            take = size - len(self._pending)
+            self._pending += view[:take]
+            view = view[take:]
+            if len(self._pending) < size:
+                return
+            chunk, self._pending = bytes(self._pending), bytearray()
             await self._publish(chunk)
+        # Whole chunks straight from the piece: one copy each, never a shift of the rest.
+        whole = len(view) - len(view) % size
+        for start in range(0, whole, size):
+            await self._publish(bytes(view[start : start + size]))
+        self._pending += view[whole:]
 
     async def _publish(self, chunk: bytes) -> None:
         await self._window.publish(self._subject, chunk)

@@ -124,6 +124,67 @@ async def test_put_sources_file_iterable_async_iterable(
 
 
 @asyncio_test
+async def test_begin_put_cuts_pieces_of_any_size_into_uniform_chunks(
+    nats_url: str, bucket_name: str
+) -> None:
+    """A put fed in pieces (a file streamed while written) stores the layout a whole put does:
+    every chunk 128 KiB but the last, whatever the pieces' sizes; the meta given at commit
+    wins, and nothing is visible before it."""
+    chunk = 128 * 1024
+    data = payload(5 * chunk + 777, seed=4)
+    sizes = [1, chunk - 1, chunk, 3 * chunk + 5, 1, 0, 700, 71]
+    assert sum(sizes) == len(data)
+    async with bucket(nats_url, bucket_name) as store:
+        upload = await store.begin_put(ObjectMeta(name="pieces"))
+        start = 0
+        for size in sizes:
+            await upload.add(data[start : start + size])
+            start += size
+            assert upload.size == start // chunk * chunk  # whole chunks only go out
+        with pytest.raises(errors.ObjectNotFoundError):
+            await store.get_info("pieces")  # chunks out, no document yet
+        info = await upload.commit(ObjectMeta(name="pieces", metadata={"k": "v"}))
+        assert (info.size, info.chunks, info.digest) == (len(data), 6, digest_of(data))
+        assert info.metadata == {"k": "v"}
+        index = await store.chunk_index(info)
+        assert [index.bounds(i)[1] - index.bounds(i)[0] for i in range(6)] == [chunk] * 5 + [777]
+        assert await store.get_bytes("pieces") == data
+        other = await store.begin_put(ObjectMeta(name="a"))
+        try:
+            with pytest.raises(ValueError, match="cannot commit"):
+                await other.commit(ObjectMeta(name="b"))
+        finally:
+            await other.abandon()
+
+
+@asyncio_test
+async def test_update_meta_with_the_current_document_is_conditional(
+    nats_url: str, bucket_name: str
+) -> None:
+    """``current`` saves the lookup only while it is the latest document: after another
+    client's change the update still lands on the latest version (the server refused the
+    conditional publish), keeping that version's nuid and data."""
+    async with bucket(nats_url, bucket_name) as store:
+        first = await store.put(ObjectMeta(name="o"), b"one")
+        fast = await store.update_meta(
+            "o", ObjectMeta(name="o", metadata={"a": "1"}), current=first
+        )
+        assert (fast.nuid, fast.metadata, fast.revision > first.revision) == (
+            first.nuid,
+            {"a": "1"},
+            True,
+        )
+        newer = await store.put(ObjectMeta(name="o"), b"two, newer")  # another client's change
+        stale = await store.update_meta(
+            "o", ObjectMeta(name="o", metadata={"b": "2"}), current=fast
+        )
+        assert stale.nuid == newer.nuid
+        assert stale.size == len(b"two, newer")
+        assert (await store.get_info("o")).metadata == {"b": "2"}
+        assert await store.get_bytes("o") == b"two, newer"
+
+
+@asyncio_test
 async def test_overwrite_purges_the_previous_chunks(nats_url: str, bucket_name: str) -> None:
     async with bucket(nats_url, bucket_name) as store, raw(nats_url) as nc:
         first = await store.put(ObjectMeta(name="o", chunk_size=1000), payload(5000))

@@ -200,17 +200,20 @@ class MemoryStore:
         validate_object_name(meta.name)
         return MemoryUpload(self, meta)
 
-    async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
+    async def update_meta(
+        self, name: str, meta: ObjectMeta, *, current: ObjectInfo | None = None
+    ) -> ObjectInfo:
         """See :meth:`osfs.core.store_api.Store.update_meta`."""
         if meta.name != name:
             raise ValueError(f"update_meta of {name!r} names {meta.name!r}: use rename")
         await self._answer("update_meta")
         validate_object_name(name)
-        current = self._live(name)
-        if current is None:
+        # ``current`` only saves the real store a lookup: the outcome is the latest document's.
+        latest = self._live(name)
+        if latest is None:
             raise errors.UpdateMetaDeletedError(f"cannot update meta of {name!r}: not found")
         self._check_writable()
-        return self._publish(current.with_meta(meta))
+        return self._publish(latest.with_meta(meta))
 
     async def rename(self, name: str, new_name: str, *, overwrite: bool = False) -> ObjectInfo:
         """See :meth:`osfs.core.store_api.Store.rename` (module rule 3)."""
@@ -633,10 +636,12 @@ class FlakyStore:
         await self._enter("begin_put")
         return await self._inner.begin_put(meta)
 
-    async def update_meta(self, name: str, meta: ObjectMeta) -> ObjectInfo:
+    async def update_meta(
+        self, name: str, meta: ObjectMeta, *, current: ObjectInfo | None = None
+    ) -> ObjectInfo:
         """See :meth:`osfs.core.store_api.Store.update_meta`."""
         await self._enter("update_meta")
-        return await self._inner.update_meta(name, meta)
+        return await self._inner.update_meta(name, meta, current=current)
 
     async def rename(self, name: str, new_name: str, *, overwrite: bool = False) -> ObjectInfo:
         """See :meth:`osfs.core.store_api.Store.rename`."""
