@@ -378,24 +378,24 @@ class Files:
             if file.handles > 0:
                 await self._spooled(file, keep=True)
             await remove_name()
-            await self._stop_stream(file)
-            file.unlinked = True
-            file.dirty = file.failed = False
-            if file.spool is not None:
-                file.spool.mark_clean()
+            await self._mark_gone(file)
         if file.handles <= 0:
             self._drop(file)
 
     async def forget_name(self, file: OpenFile) -> None:
         """The file's name is gone (unlink, or replaced by a rename): never upload it again."""
         async with file.lock:
-            await self._stop_stream(file)
-            file.unlinked = True
-            file.dirty = file.failed = False
-            if file.spool is not None:
-                file.spool.mark_clean()
+            await self._mark_gone(file)
         if file.handles <= 0:
             self._drop(file)
+
+    async def _mark_gone(self, file: OpenFile) -> None:
+        """Under the file's lock: no stream, no record, never dirty again (rule 5)."""
+        await self._stop_stream(file)
+        file.unlinked = True
+        file.dirty = file.failed = False
+        if file.spool is not None:
+            file.spool.mark_clean()
 
     def under(self, prefix: str) -> list[OpenFile]:
         """The files whose object names start with ``prefix`` (a directory being renamed)."""
