@@ -447,7 +447,9 @@ class Files:
                 await self._wake.wait()
                 await trio.sleep(RETRY_MIN)  # a failure just happened: do not hammer
             self._wake = trio.Event()
-            failing = [file for file in self.dirty() if file.failed]
+            # Failed uploads, and dirty files nobody holds open: no close will come for them
+            # (the kernel skips the flush when its own writeback failed, e.g. ENOSPC).
+            failing = [file for file in self.dirty() if file.failed or file.handles <= 0]
             if not failing or self.sealed:
                 delay = RETRY_MIN
                 continue

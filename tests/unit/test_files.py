@@ -405,6 +405,28 @@ async def test_a_sealed_bucket_stops_the_retries_and_keeps_the_bytes(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_dirty_file_released_without_a_flush_is_stored_by_the_retry_task(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    """The kernel closes without a flush when its own writeback failed (a full spool disk):
+    nobody will close the file again, so the retry task stores it."""
+    store = MemoryStore()
+    async with open_files(store, tmp_path) as harness, trio.open_nursery() as nursery:
+        files = harness.files
+        stored = trio.Event()
+        files.on_stored = lambda file, info: stored.set()
+        await nursery.start(files.run)
+        file = files.create(3, "f", NEW_ATTRS)
+        await files.write(file, 0, b"data")
+        files.release(file)  # no flush
+        assert "failed" not in flags(file)
+        with trio.fail_after(5 * RETRY_MIN):
+            await stored.wait()
+        nursery.cancel_scope.cancel()
+    assert await stored_bytes(store, "f") == b"data"
+    assert "dirty" not in flags(file)
+
+
 async def test_drain_stores_what_it_can_and_names_the_rest(tmp_path: Path) -> None:
     store = MemoryStore()
     flaky = FlakyStore(store, {("put_path", 2): errors.StoreUnavailableError("down")})
