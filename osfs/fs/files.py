@@ -30,6 +30,7 @@ Concurrency: trio; the state of an OpenFile changes only in this module.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import time
 from collections import Counter
@@ -77,6 +78,9 @@ class OpenFile:
         unlinked: the name was removed: never upload again.
         record: the meta an adopted file is stored as (its record from the crashed mount).
         stream: the upload that runs while the file is written (``osfs.fs.streaming``).
+        torn: a write into the spool failed (a full disk): the spool lacks bytes the program
+            wrote, so it is never stored (that would be half a file) until a truncate to 0
+            starts the file over; its flush fails with EIO.
     """
 
     ino: int
@@ -91,6 +95,7 @@ class OpenFile:
     unlinked: bool = False
     record: ObjectMeta | None = None
     stream: Stream | None = None
+    torn: bool = False
 
     def __post_init__(self) -> None:
         self.lock = trio.Lock()
@@ -159,7 +164,8 @@ class Files:
 
     def dirty(self) -> list[OpenFile]:
         """Files with bytes not yet stored (orphans from a crashed mount included)."""
-        return [f for f in (*self._files.values(), *self._orphans) if f.dirty and not f.unlinked]
+        files = (*self._files.values(), *self._orphans)
+        return [f for f in files if f.dirty and not f.unlinked and not f.torn]
 
     # Opening and closing --------------------------------------------------------------------
 
@@ -228,7 +234,12 @@ class Files:
         """Write into the spool (copying the object in first, rule 1); returns the count."""
         async with file.lock:
             spool = await self._spooled(file, keep=True)
-            written = spool.pwrite(offset, data)
+            try:
+                written = spool.pwrite(offset, data)
+            except OSError:
+                file.torn = True
+                self._touch(file)
+                raise
             if file.stream is not None:
                 file.stream.wrote(offset, written)
             self._touch(file)
@@ -241,6 +252,7 @@ class Files:
             await self._stop_stream(file)
             spool.truncate(size)
             if size == 0:
+                file.torn = False  # started over: nothing the program wrote is missing
                 self._start_stream(file)
             self._touch(file)
 
@@ -319,6 +331,8 @@ class Files:
             async with file.lock:
                 if not file.dirty or file.unlinked:
                     return
+                if file.torn:
+                    raise OSError(errno.EIO, f"{file.name!r}: earlier writes failed, not stored")
                 assert file.spool is not None
                 meta = file.meta()
                 stream, file.stream = file.stream, None

@@ -14,6 +14,7 @@ Rules for these tests:
 
 from __future__ import annotations
 
+import errno
 import itertools
 import random
 import stat
@@ -425,6 +426,40 @@ async def test_a_dirty_file_released_without_a_flush_is_stored_by_the_retry_task
         nursery.cancel_scope.cancel()
     assert await stored_bytes(store, "f") == b"data"
     assert "dirty" not in flags(file)
+
+
+async def test_a_failed_spool_write_is_never_stored_until_the_file_starts_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full spool disk loses bytes the program wrote: storing the rest would be half a
+    file. Its flush fails with EIO, retries and unmount leave it alone; a truncate to 0 starts
+    it over and then it is stored as usual."""
+    store = MemoryStore()
+    async with open_files(store, tmp_path) as harness:
+        files = harness.files
+        file = files.create(3, "f", NEW_ATTRS)
+        await files.write(file, 0, b"first part ")
+        assert file.spool is not None
+        real = type(file.spool).pwrite
+
+        def full(self: object, offset: int, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(type(file.spool), "pwrite", full)
+        with pytest.raises(OSError, match="No space"):
+            await files.write(file, 11, b"second part")
+        monkeypatch.setattr(type(file.spool), "pwrite", real)
+        with pytest.raises(OSError) as caught:
+            await files.flush(file)
+        assert caught.value.errno == errno.EIO
+        assert await files.retry_now() == []  # not even tried
+        assert store.calls["put_path"] == 0
+        with pytest.raises(errors.ObjectNotFoundError):
+            await store.get_info("f")
+        await files.truncate(file, 0)
+        await files.write(file, 0, b"whole again")
+        await files.flush(file)
+    assert await stored_bytes(store, "f") == b"whole again"
 
 
 async def test_drain_stores_what_it_can_and_names_the_rest(tmp_path: Path) -> None:
