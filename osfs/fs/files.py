@@ -24,6 +24,11 @@ Rules:
    never uploaded again.
 6. Attribute changes (mode, owner, times, user xattrs) of a dirty file ride along with its next
    upload; of a clean one they are stored at once by ``update_meta`` (no data copied).
+7. A rename holds the locks of the files it moves and of the file it replaces from the upload
+   under the old name until the new name is theirs (:meth:`Files.renaming`): an upload that
+   started in between (another process's ``close``) would store a moved file under a name the
+   store's rename just removed (bringing it back), or the replaced file's bytes over the name
+   the renamed file now has. Writes and uploads of those files wait for the rename instead.
 Concurrency: trio; the state of an OpenFile changes only in this module.
 """
 
@@ -34,7 +39,7 @@ import errno
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import trio
@@ -331,36 +336,41 @@ class Files:
             async with file.lock:
                 if not file.dirty or file.unlinked:
                     return
-                if file.torn:
-                    raise OSError(errno.EIO, f"{file.name!r}: earlier writes failed, not stored")
-                assert file.spool is not None
-                meta = file.meta()
-                stream, file.stream = file.stream, None
-                try:
-                    info = None if stream is None else await stream.finish(meta)
-                    if info is None:
-                        info = await self._store.put_path(meta, str(file.spool.path))
-                except errors.BucketSealedError as exc:
-                    # Sealed for good: retrying is pointless. The bytes stay in the spool
-                    # (unmount names them) and the mount refuses changes from now on.
-                    if not file.failed:
-                        log.error("could not store %r, kept in the spool: %s", file.name, exc)
-                    file.failed = True
-                    self.sealed = True
-                    raise
-                except (errors.OsfsError, OSError) as exc:
-                    if not file.failed:
-                        log.warning("could not store %r (kept, retrying): %s", file.name, exc)
-                    file.failed = True
-                    self._wake.set()
-                    raise
-                file.spool.mark_clean()
-                file.dirty = file.failed = False
-                file.base, file.record = info, None
-                self.uploads += 1
+                info = await self._upload(file)
             if file.handles <= 0:
                 self._drop(file)
             self.on_stored(file, info)
+
+    async def _upload(self, file: OpenFile) -> ObjectInfo:
+        """Under the file's lock: store the dirty file as it is now, and mark it clean."""
+        if file.torn:
+            raise OSError(errno.EIO, f"{file.name!r}: earlier writes failed, not stored")
+        assert file.spool is not None
+        meta = file.meta()
+        stream, file.stream = file.stream, None
+        try:
+            info = None if stream is None else await stream.finish(meta)
+            if info is None:
+                info = await self._store.put_path(meta, str(file.spool.path))
+        except errors.BucketSealedError as exc:
+            # Sealed for good: retrying is pointless. The bytes stay in the spool
+            # (unmount names them) and the mount refuses changes from now on.
+            if not file.failed:
+                log.error("could not store %r, kept in the spool: %s", file.name, exc)
+            file.failed = True
+            self.sealed = True
+            raise
+        except (errors.OsfsError, OSError) as exc:
+            if not file.failed:
+                log.warning("could not store %r (kept, retrying): %s", file.name, exc)
+            file.failed = True
+            self._wake.set()
+            raise
+        file.spool.mark_clean()
+        file.dirty = file.failed = False
+        file.base, file.record = info, None
+        self.uploads += 1
+        return info
 
     @contextlib.contextmanager
     def _storing(self, name: str) -> Iterator[None]:
@@ -414,6 +424,31 @@ class Files:
     def under(self, prefix: str) -> list[OpenFile]:
         """The files whose object names start with ``prefix`` (a directory being renamed)."""
         return [f for f in self._files.values() if f.name.startswith(prefix) and not f.unlinked]
+
+    @contextlib.asynccontextmanager
+    async def renaming(
+        self, moving: Sequence[OpenFile], replaced: OpenFile | None = None
+    ) -> AsyncIterator[None]:
+        """Hold still the files a rename moves, and the file it replaces, while the store
+        renames (rule 7): each moving file is stored under its old name first; the body renames
+        the objects and calls :meth:`renamed`; on success ``replaced`` is marked gone, its bytes
+        kept for its open handles (rule 5)."""
+        async with contextlib.AsyncExitStack() as locks:
+            for file in moving:
+                await locks.enter_async_context(file.lock)
+                if file.dirty and not file.unlinked:
+                    with self._storing(file.name):
+                        self.on_stored(file, await self._upload(file))
+            if replaced is not None:
+                await locks.enter_async_context(replaced.lock)
+                if replaced.handles > 0:
+                    await self._spooled(replaced, keep=True)
+            yield
+            if replaced is not None:
+                await self._mark_gone(replaced)
+        for file in (*moving, *([] if replaced is None else [replaced])):
+            if file.handles <= 0 and not file.dirty:
+                self._drop(file)
 
     def renamed(self, file: OpenFile, name: str, info: ObjectInfo | None) -> None:
         """The file's object is now ``name`` (stored as ``info``, when it was stored)."""

@@ -10,11 +10,12 @@ Rules:
    ``a/b/``, an object with ``osfs.symlink``, an empty file).
 2. Rename of a file or symlink moves its meta document (``Store.rename``: no data copied); onto
    an existing file it replaces it atomically for other readers, and handles open on the
-   replaced file keep reading its bytes (as in rule 3). A dirty or pending file is
-   stored first, under its old name. Rename of a directory renames every object below it one
-   by one: not atomic (a failure midway leaves some objects under each name, both visible, and
-   answers EIO). The table moves the entries in place, so inode numbers survive (the kernel
-   keeps its dentries across rename).
+   replaced file keep reading its bytes (as in rule 3). A dirty or pending file is stored
+   first, under its old name; the files moved and the file replaced are held still until the
+   rename is done (``osfs.fs.files`` rule 7). Rename of a directory renames every object below
+   it one by one: not atomic (a failure midway leaves some objects under each name, both
+   visible, and answers EIO). The table moves the entries in place, so inode numbers survive
+   (the kernel keeps its dentries across rename).
 3. Removing a file deletes its object (a pending file just goes); handles open on it keep
    reading its bytes (``Files.hold_bytes``). Removing a directory deletes its marker; a
    directory with entries is ENOTEMPTY.
@@ -277,25 +278,21 @@ class Namespace:
         if target is not None and target.kind is Kind.DIR:
             raise fuse_error(errno.EISDIR)
         file = self.files.get(source.ino)
-        if file is not None:
-            await self.files.flush(file)  # stored under the old name first
-        info = source.info
-        assert info is not None
         parent = source.parent
         assert parent is not None
         new_name = self.object_name(directory, part)
+        # The store purges the replaced version's chunks: handles open on it keep its bytes, as
+        # after an unlink (rule 3). Both files are held still meanwhile (``Files`` rule 7), the
+        # renamed one stored under its old name first.
         replaced = None if target is None else self.files.get(target.ino)
-        if replaced is not None:
-            # The store purges the replaced version's chunks: handles open on it keep its
-            # bytes, as after an unlink (rule 3).
-            await self.files.hold_bytes(replaced)
-        moved = await self.store.rename(info.name, new_name, overwrite=target is not None)
-        if replaced is not None:
-            await self.files.forget_name(replaced)
+        async with self.files.renaming([] if file is None else [file], replaced):
+            info = source.info
+            assert info is not None
+            moved = await self.store.rename(info.name, new_name, overwrite=target is not None)
+            if file is not None:
+                self.files.renamed(file, moved.name, moved)
         self.table.move(parent, source.name, directory.ino, part, {info.name: moved})
         self.watcher.noted_local([moved], gone=[info.name])
-        if file is not None:
-            self.files.renamed(file, moved.name, moved)
 
     async def _rename_dir(
         self, source: Node, directory: Node, part: str, target: Node | None
@@ -314,29 +311,29 @@ class Namespace:
         new_prefix = self.object_name(directory, part) + "/"
         if new_prefix.startswith(old_prefix):
             raise fuse_error(errno.EINVAL)  # into itself (the kernel checks this first)
-        for file in self.files.under(old_prefix):
-            await self.files.flush(file)
-        objects = self.table.objects_below(source.ino)
-        hidden = [name for name in self.table.hidden() if name.startswith(old_prefix)]
-        renamed: dict[str, ObjectInfo] = {}
-        moved_hidden: list[ObjectInfo] = []
-        try:
-            for info in objects:
-                new_name = new_prefix + info.name[len(old_prefix) :]
-                renamed[info.name] = await self.store.rename(info.name, new_name)
-            for name in hidden:
-                moved = await self.store.rename(name, new_prefix + name[len(old_prefix) :])
-                moved_hidden.append(moved)
-        except BaseException:
-            self._apply_partial_rename(renamed, [*hidden[: len(moved_hidden)]], moved_hidden)
-            raise
-        self.table.move(parent, source.name, directory.ino, part, renamed)
-        self.watcher.noted_local(list(renamed.values()), gone=list(renamed))
-        if moved_hidden:
-            self._apply_partial_rename({}, hidden, moved_hidden)
-        for file in self.files.under(old_prefix):
-            new_name = new_prefix + file.name[len(old_prefix) :]
-            self.files.renamed(file, new_name, renamed.get(file.name))
+        moving = self.files.under(old_prefix)
+        async with self.files.renaming(moving):  # stored first, held still (``Files`` rule 7)
+            objects = self.table.objects_below(source.ino)
+            hidden = [name for name in self.table.hidden() if name.startswith(old_prefix)]
+            renamed: dict[str, ObjectInfo] = {}
+            moved_hidden: list[ObjectInfo] = []
+            try:
+                for info in objects:
+                    new_name = new_prefix + info.name[len(old_prefix) :]
+                    renamed[info.name] = await self.store.rename(info.name, new_name)
+                for name in hidden:
+                    moved = await self.store.rename(name, new_prefix + name[len(old_prefix) :])
+                    moved_hidden.append(moved)
+            except BaseException:
+                self._apply_partial_rename(renamed, [*hidden[: len(moved_hidden)]], moved_hidden)
+                raise
+            self.table.move(parent, source.name, directory.ino, part, renamed)
+            self.watcher.noted_local(list(renamed.values()), gone=list(renamed))
+            if moved_hidden:
+                self._apply_partial_rename({}, hidden, moved_hidden)
+            for file in moving:
+                new_name = new_prefix + file.name[len(old_prefix) :]
+                self.files.renamed(file, new_name, renamed.get(file.name))
 
     def _apply_partial_rename(
         self, renamed: Mapping[str, ObjectInfo], old_hidden: list[str], new_hidden: list[ObjectInfo]

@@ -733,8 +733,13 @@ class Upload:
         refuses purges). Safe to call after a failed :meth:`commit`, and more than once."""
         if self._done:
             return
-        self._finish()
-        await self._window.settle()
+        self._done = True
+        try:
+            # Before the window closes: once closed, it hears no more acks, and the wait would
+            # always last the whole timeout.
+            await self._window.settle()
+        finally:
+            self._finish()
         if self._store_sealed_error():
             return
         store = self._store

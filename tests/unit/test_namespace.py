@@ -21,6 +21,7 @@ import stat
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pyfuse3
@@ -505,6 +506,123 @@ async def test_rename_of_a_dirty_file_stores_it_first(tmp_path: Path) -> None:
         await m.files.flush(file)
         assert await stored_bytes(m.store, "final") == b"text!"
         assert await absent(m.store, "draft")
+
+
+async def test_a_close_of_the_replaced_file_during_the_rename_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    """``mv a b`` while another process closes ``b`` with bytes not stored yet: that close
+    waits for the rename, finds ``b``'s file gone and uploads nothing. (Its upload landing after
+    the store's rename would put the replaced bytes back under ``b``, over ``a``'s.)"""
+    store = MemoryStore()
+    await store.put("a", b"source")
+    target = await store.put("b", b"target")
+    renaming, uploading = trio.Event(), trio.Event()
+    flaky = FlakyStore(
+        store, {("rename", 1): Fault(gate=renaming), ("put_path", 1): Fault(gate=uploading)}
+    )
+    async with open_mount(tmp_path, store, through=flaky) as m:
+        moved, replaced = m.must("a"), m.must("b")
+        handle = m.files.open(replaced.ino, target, m.ns.posix_of(replaced))
+        await m.files.write(handle, 0, b"TARGET")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(m.ns.rename, ROOT, b"a", ROOT, b"b", no_replace=False))
+            await wait_all_tasks_blocked()
+            assert flaky.calls["rename"] == 1  # the store is renaming
+            nursery.start_soon(m.files.flush, handle)  # the close of the replaced file
+            await wait_all_tasks_blocked()
+            renaming.set()
+            await wait_all_tasks_blocked()
+            uploading.set()
+        assert flaky.calls["put_path"] == 0
+        assert await stored_bytes(store, "b") == b"source"
+        assert await absent(store, "a")
+        assert m.files.read(handle, 0, 100) == b"TARGET"  # the open handle keeps its bytes
+        m.files.release(handle)
+        assert m.at("b") is moved
+        await m.settle()
+        assert m.at("b") is moved
+        assert m.at("a") is None
+
+
+async def test_a_close_of_the_renamed_file_during_the_rename_stores_it_under_the_new_name(
+    tmp_path: Path,
+) -> None:
+    """``mv a c`` while another process writes ``a`` and closes it: the write waits for the
+    rename, and the close stores the file as ``c``. (An upload under the old name landing after
+    the store's rename would bring ``a`` back, with a copy of the file.)"""
+    store = MemoryStore()
+    renaming, uploading = trio.Event(), trio.Event()
+    flaky = FlakyStore(
+        store, {("rename", 1): Fault(gate=renaming), ("put_path", 2): Fault(gate=uploading)}
+    )
+    async with open_mount(tmp_path, store, through=flaky) as m:
+        node, file = m.ns.create_file(m.root, "a", 0o644, 1, 1)
+        await m.files.write(file, 0, b"first")
+        await m.files.flush(file)  # stored: the rename has nothing to upload
+
+        async def write_and_close() -> None:
+            await m.files.write(file, 0, b"FIRST")
+            await m.files.flush(file)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(m.ns.rename, ROOT, b"a", ROOT, b"c", no_replace=False))
+            await wait_all_tasks_blocked()
+            assert flaky.calls["rename"] == 1  # the store is renaming
+            nursery.start_soon(write_and_close)
+            await wait_all_tasks_blocked()
+            renaming.set()
+            await wait_all_tasks_blocked()
+            uploading.set()
+        assert await absent(store, "a")
+        assert await stored_bytes(store, "c") == b"FIRST"
+        assert file.name == "c"
+        m.files.release(file)
+        assert m.at("c") is node
+        assert m.at("a") is None
+        await m.settle()
+        assert m.at("c") is node
+        assert m.at("a") is None
+
+
+async def test_a_close_below_a_directory_being_renamed_stores_under_the_new_name(
+    tmp_path: Path,
+) -> None:
+    """``mv d e`` while another process writes ``d/x`` and closes it: the same as for a file
+    (the test above), for every open file below the directory."""
+    store = MemoryStore()
+    await store.put("d/")
+    info = await store.put("d/x", b"first")
+    renaming, uploading = trio.Event(), trio.Event()
+    flaky = FlakyStore(
+        store, {("rename", 1): Fault(gate=renaming), ("put_path", 1): Fault(gate=uploading)}
+    )
+    async with open_mount(tmp_path, store, through=flaky) as m:
+        node = m.must("d/x")
+        file = m.files.open(node.ino, info, m.ns.posix_of(node))
+
+        async def write_and_close() -> None:
+            await m.files.write(file, 0, b"FIRST")
+            await m.files.flush(file)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(m.ns.rename, ROOT, b"d", ROOT, b"e", no_replace=False))
+            await wait_all_tasks_blocked()
+            assert flaky.calls["rename"] == 1  # the store is renaming
+            nursery.start_soon(write_and_close)
+            await wait_all_tasks_blocked()
+            renaming.set()
+            await wait_all_tasks_blocked()
+            uploading.set()
+        assert await absent(store, "d/x")
+        assert await stored_bytes(store, "e/x") == b"FIRST"
+        assert file.name == "e/x"
+        m.files.release(file)
+        assert m.at("e/x") is node
+        assert m.at("d") is None
+        await m.settle()
+        assert m.at("e/x") is node
+        assert m.at("d") is None
 
 
 # Attributes -----------------------------------------------------------------------------------
