@@ -90,6 +90,12 @@ class ChunkFetcher:
         status = str((msg.headers or {}).get("Status", ""))
         if status in ("204", "404"):
             batch.done.set()
+        elif status == "503":
+            # No replica answered (a stream between leaders, say): the store is unavailable,
+            # as for every other request. (nats-py puts the next header line in this reply's
+            # Description, so it is not shown.)
+            batch.error = errors.StoreUnavailableError("JetStream is not available (no responders)")
+            batch.done.set()
         elif status:
             description = (msg.headers or {}).get("Description", "")
             batch.error = errors.ApiError(int(status), 0, f"batch direct get: {description}")

@@ -32,19 +32,16 @@ import functools
 import hashlib
 import json
 import os
-import random
 import re
 import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -62,13 +59,17 @@ from tests.support.aio import run
 from tests.support.data import payload
 from tests.support.mounting import (
     EXIT_TIMEOUT,
+    Background,
+    Failure,
     MountedProcess,
+    big_payload,
     clean_env,
     io_errno,
     mounted,
     read_file,
     require_fuse,
     run_io,
+    write_file,
 )
 from tests.support.nats_server import NatsServer
 from tests.support.waiting import wait_until
@@ -121,78 +122,6 @@ def mount_args(cache_dir: Path, timeout: float | None = None) -> tuple[str, ...]
     """``--cache-dir`` (rule 2), and ``--timeout`` when given (rule 3)."""
     args = ("--cache-dir", str(cache_dir))
     return args if timeout is None else (*args, "--timeout", f"{timeout:g}")
-
-
-def big_payload(size: int, seed: int) -> bytes:
-    """``size`` deterministic random bytes, fast enough for tens of MiB."""
-    return random.Random(seed).randbytes(size)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Which call of :func:`write_file` failed (``open``, ``write`` or ``close``), and how."""
-
-    call: str
-    errno: int
-
-
-def write_file(path: Path, data: bytes, piece: int = MiB) -> Failure | None:
-    """Create or truncate ``path``, write ``data``, close it; the first call that failed, or
-    None. (With the writeback cache the writes land in the kernel's page cache, and close
-    reports the upload.)"""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    except OSError as exc:
-        return Failure("open", exc.errno or 0)
-    try:
-        view = memoryview(data)
-        done = 0
-        while done < len(view):
-            done += os.write(fd, view[done : done + piece])
-    except OSError as exc:
-        os.close(fd)
-        return Failure("write", exc.errno or 0)
-    try:
-        os.close(fd)
-    except OSError as exc:
-        return Failure("close", exc.errno or 0)
-    return None
-
-
-class Background(Generic[T]):
-    """A blocking call on a mount, started now in a daemon thread and joined under a deadline
-    (``run_io`` for calls the test must watch while they run)."""
-
-    def __init__(self, call: Callable[[], T], what: str) -> None:
-        self.what = what
-        self._outcome: list[T] = []
-        self._failure: list[BaseException] = []
-        self._thread = threading.Thread(target=self._body, args=(call,), name=what, daemon=True)
-        self._thread.start()
-
-    def _body(self, call: Callable[[], T]) -> None:
-        try:
-            self._outcome.append(call())
-        except BaseException as exc:
-            self._failure.append(exc)
-
-    @property
-    def done(self) -> bool:
-        """Whether the call has returned or raised."""
-        return not self._thread.is_alive()
-
-    def result(self, timeout: float) -> T:
-        """The call's result, or its exception re-raised.
-
-        Raises:
-            AssertionError: it has not returned within ``timeout`` seconds.
-        """
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise AssertionError(f"{self.what} did not return within {timeout:g} s")
-        if self._failure:
-            raise self._failure[0]
-        return self._outcome[0]
 
 
 def osfs(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -440,12 +369,12 @@ def test_server_killed_during_an_upload_then_back(
         baseline = stream_bytes(server)
         closing = Background(lambda: write_file(path, data), "writing and closing big.bin")
         wait_until(
-            lambda: stream_bytes(server) > baseline + 8 * MiB or closing.done,
+            lambda: stream_bytes(server) > baseline + 8 * MiB or closing.done(),
             BIG_IO,
             0.005,
             "8 MiB of big.bin's chunks on the server",
         )
-        assert not closing.done, "big.bin was stored before the server could be killed"
+        assert not closing.done(), "big.bin was stored before the server could be killed"
         server.kill()
 
         assert closing.result(FAILING_CLOSE) == Failure("close", errno.EIO)
@@ -797,7 +726,7 @@ def test_no_half_written_object_is_ever_visible(
                 lambda: write_file(mount.path / "big.bin", data), "writing big.bin"
             )
             polls = while_landing = 0
-            while not closing.done:
+            while not closing.done():
                 info = client.info("big.bin")
                 counts = client.chunk_counts()
                 polls += 1

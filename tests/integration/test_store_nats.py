@@ -371,6 +371,24 @@ async def test_read_range_fetches_only_the_chunks_it_touches(
 
 
 @asyncio_test
+async def test_chunk_gets_nobody_answers_are_store_unavailable(
+    nats_url: str, bucket_name: str
+) -> None:
+    """No replica answers (503, as while a replicated stream elects a leader): the batch
+    Direct Get of a run of chunks says so as the single gets do, in one line, not as an API
+    error carrying the reply's raw header block."""
+    data = payload(4 * 4096)
+    async with bucket(nats_url, bucket_name) as store, raw(nats_url) as nc:
+        info = await store.put(ObjectMeta(name="o", chunk_size=4096), data)
+        index = await store.chunk_index(info)
+        await api(nc, f"STREAM.DELETE.{stream_name(bucket_name)}")
+        for positions in ([0, 1, 2], [3]):  # a batch, and a single get
+            with pytest.raises(errors.StoreUnavailableError, match="no responders") as caught:
+                await store.read_chunks(index, positions)
+            assert "\n" not in str(caught.value)
+
+
+@asyncio_test
 async def test_gets_leave_no_consumer_behind(nats_url: str, bucket_name: str) -> None:
     """Small objects use Direct Gets; large ones one consumer, deleted when the read ends."""
     async with bucket(nats_url, bucket_name) as store, raw(nats_url) as nc:

@@ -20,6 +20,7 @@ Rules (beside the conftest's):
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -31,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from tests.support.waiting import wait_until
 
@@ -395,3 +396,81 @@ def processes_with_argument(argument: str) -> list[int]:
         if state != "Z" and argument.encode() in raw.split(b"\0"):
             found.append(int(entry.name))
     return found
+
+
+# Writing under a deadline -----------------------------------------------------------------
+
+MiB = 1024 * 1024
+"""Bytes in a mebibyte."""
+
+
+def big_payload(size: int, seed: int) -> bytes:
+    """``size`` deterministic random bytes, fast enough for tens of MiB."""
+    return random.Random(seed).randbytes(size)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Which call of :func:`write_file` failed (``open``, ``write`` or ``close``), and how."""
+
+    call: str
+    errno: int
+
+
+def write_file(path: Path, data: bytes, piece: int = MiB) -> Failure | None:
+    """Create or truncate ``path``, write ``data``, close it; the first call that failed, or
+    None. (With the writeback cache the writes land in the kernel's page cache, and close
+    reports the upload.)"""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as exc:
+        return Failure("open", exc.errno or 0)
+    try:
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done : done + piece])
+    except OSError as exc:
+        os.close(fd)
+        return Failure("write", exc.errno or 0)
+    try:
+        os.close(fd)
+    except OSError as exc:
+        return Failure("close", exc.errno or 0)
+    return None
+
+
+class Background(Generic[T]):
+    """A blocking call on a mount, started now in a daemon thread and joined under a deadline
+    (``run_io`` for calls the test must watch while they run)."""
+
+    def __init__(self, call: Callable[[], T], what: str) -> None:
+        self.what = what
+        self._outcome: list[T] = []
+        self._failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._body, args=(call,), name=what, daemon=True)
+        self._thread.start()
+
+    def _body(self, call: Callable[[], T]) -> None:
+        try:
+            self._outcome.append(call())
+        except BaseException as exc:
+            self._failure.append(exc)
+
+    def done(self) -> bool:
+        """Whether the call has returned or raised (a method: a property would be narrowed
+        by type checkers after one test)."""
+        return not self._thread.is_alive()
+
+    def result(self, timeout: float) -> T:
+        """The call's result, or its exception re-raised.
+
+        Raises:
+            AssertionError: it has not returned within ``timeout`` seconds.
+        """
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise AssertionError(f"{self.what} did not return within {timeout:g} s")
+        if self._failure:
+            raise self._failure[0]
+        return self._outcome[0]

@@ -157,6 +157,22 @@ class NatsServer:
         """Everything the server has logged so far (all runs)."""
         return self.log_path.read_text(errors="replace")
 
+    def stream_detail(self, stream: str) -> dict[str, Any] | None:
+        """This node's ``/jsz`` entry for ``stream``: the state of its own replica (``state``)
+        and the group as it sees it (``cluster``); None when it holds no replica."""
+        document = self.monitor("jsz?streams=true", timeout=2.0)
+        for account in document.get("account_details") or []:
+            for detail in account.get("stream_detail") or []:
+                if detail.get("name") == stream:
+                    found: dict[str, Any] = detail
+                    return found
+        return None
+
+    def clients_named(self, name: str) -> int:
+        """How many open client connections with this client name the node serves (``/connz``)."""
+        connections = self.monitor("connz?limit=4096", timeout=2.0).get("connections") or []
+        return sum(1 for connection in connections if connection.get("name") == name)
+
     def __enter__(self) -> Self:
         return self
 
@@ -352,6 +368,61 @@ class Cluster:
             message=f"a JetStream meta leader in cluster {self.name}",
             ignore=(OSError, ValueError),
         )
+
+    def index_of(self, server_name: str) -> int:
+        """The position in `nodes` of the node named ``server_name``."""
+        return next(i for i, node in enumerate(self.nodes) if node.server_name == server_name)
+
+    def stream_leader(self, stream: str) -> str | None:
+        """The leader of ``stream``'s replica group once the group is whole, else None.
+
+        Whole means: every running node holds a replica and names the same leader, and the
+        leader sees every other running node as a current replica (so a node that was just
+        restarted has caught up). Stopped nodes are not counted.
+        """
+        running = [node for node in self.nodes if node.running]
+        details = {node.server_name: node.stream_detail(stream) for node in running}
+        if any(detail is None for detail in details.values()):
+            return None
+        groups = {name: (detail or {}).get("cluster") or {} for name, detail in details.items()}
+        leaders = {group.get("leader") for group in groups.values()}
+        if len(leaders) != 1:
+            return None
+        leader = leaders.pop()
+        if not isinstance(leader, str) or leader not in groups:
+            return None
+        current = {
+            replica.get("name")
+            for replica in groups[leader].get("replicas") or []
+            if replica.get("current")
+        }
+        if not {name for name in groups if name != leader} <= current:
+            return None
+        return leader
+
+    def wait_for_stream_leader(self, stream: str, timeout: float = CLUSTER_TIMEOUT) -> str:
+        """Wait until ``stream``'s group is whole on the running nodes; return its leader."""
+        return wait_until(
+            lambda: self.stream_leader(stream),
+            timeout,
+            interval=0.1,
+            message=f"a leader of stream {stream} with every running replica current",
+            ignore=(OSError, ValueError),
+        )
+
+    def client_node(self, client_name: str) -> int:
+        """The index of the one node serving an open connection named ``client_name``.
+
+        Raises:
+            AssertionError: no node, or more than one, serves such a connection.
+        """
+        serving = [
+            i
+            for i, node in enumerate(self.nodes)
+            if node.running and node.clients_named(client_name)
+        ]
+        assert len(serving) == 1, f"connections named {client_name!r} on nodes {serving}"
+        return serving[0]
 
     def __enter__(self) -> Self:
         return self
