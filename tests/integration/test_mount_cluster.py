@@ -77,6 +77,7 @@ from tests.support.mounting import (
     IO_TIMEOUT,
     Background,
     Failure,
+    MiB,
     MountedProcess,
     big_payload,
     clean_env,
@@ -91,7 +92,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.fuse, pytest.mark.cluster]
 
 T = TypeVar("T")
 
-MiB = 1024 * 1024
 #: The file copied in or read: 512 chunks of 128 KiB.
 SIZE = 64 * MiB
 CHUNKS = 512

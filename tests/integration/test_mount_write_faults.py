@@ -61,6 +61,7 @@ from tests.support.mounting import (
     EXIT_TIMEOUT,
     Background,
     Failure,
+    MiB,
     MountedProcess,
     big_payload,
     clean_env,
@@ -78,7 +79,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.fuse, pytest.mark.interop]
 
 T = TypeVar("T")
 
-MiB = 1024 * 1024
 #: ``--timeout`` of the mounts whose server goes away (rule 3).
 QUICK_TIMEOUT = 1.0
 #: Seconds a ``close`` whose upload fails may take (a few server timeouts, with room to spare).
