@@ -388,12 +388,6 @@ class Files:
         table: a watched document of that name may be our own, arriving first."""
         return name in self._in_flight
 
-    async def hold_bytes(self, file: OpenFile) -> None:
-        """Before the name goes: copy the bytes in if open handles still need them (rule 5)."""
-        async with file.lock:
-            if file.handles > 0:
-                await self._spooled(file, keep=True)
-
     async def remove(self, file: OpenFile, remove_name: Callable[[], Awaitable[None]]) -> None:
         """``unlink``: ``remove_name`` deletes the name, under the file's lock, so no upload
         can store the file between the delete and the moment it is marked gone (rule 5);
@@ -402,13 +396,6 @@ class Files:
             if file.handles > 0:
                 await self._spooled(file, keep=True)
             await remove_name()
-            await self._mark_gone(file)
-        if file.handles <= 0:
-            self._drop(file)
-
-    async def forget_name(self, file: OpenFile) -> None:
-        """The file's name is gone (unlink, or replaced by a rename): never upload it again."""
-        async with file.lock:
             await self._mark_gone(file)
         if file.handles <= 0:
             self._drop(file)

@@ -17,7 +17,7 @@ Rules:
    visible, and answers EIO). The table moves the entries in place, so inode numbers survive
    (the kernel keeps its dentries across rename).
 3. Removing a file deletes its object (a pending file just goes); handles open on it keep
-   reading its bytes (``Files.hold_bytes``). Removing a directory deletes its marker; a
+   reading its bytes (``Files.remove``). Removing a directory deletes its marker; a
    directory with entries is ENOTEMPTY.
 4. Mode, owner and mtime are stored in the object's metadata (``osfs.core.posix``): for a
    directory in its marker (made if it has none); for the root, which has no object, they are

@@ -536,6 +536,11 @@ async def test_release_of_a_clean_file_removes_its_spool(tmp_path: Path) -> None
         assert await stored_bytes(store, "f") == b"NEW"
 
 
+async def only_here() -> None:
+    """The name of a file never stored: only this mount knows it, nothing to delete."""
+    await trio.lowlevel.checkpoint()
+
+
 async def test_an_unlinked_file_keeps_its_bytes_and_is_never_uploaded(tmp_path: Path) -> None:
     store = MemoryStore()
     data = payload(3000)
@@ -543,10 +548,11 @@ async def test_an_unlinked_file_keeps_its_bytes_and_is_never_uploaded(tmp_path: 
     async with open_files(store, tmp_path) as harness:
         files = harness.files
         file = open_object(harness, 3, info)
-        await files.hold_bytes(file)  # before the name goes
-        assert files.read(file, 0, 5000) == data
-        await store.delete("doomed")  # its chunks are purged
-        await files.forget_name(file)
+
+        async def delete() -> None:
+            await store.delete("doomed")  # its chunks are purged
+
+        await files.remove(file, delete)  # the bytes are copied in before the name goes
         assert "unlinked" in flags(file)
         assert files.read(file, 0, 5000) == data
         await files.flush(file)
@@ -563,7 +569,7 @@ async def test_a_dirty_file_unlinked_while_open_drops_its_record(tmp_path: Path)
         files = harness.files
         file = files.create(3, "tmp", NEW_ATTRS)
         await files.write(file, 0, b"scratch")
-        await files.forget_name(file)
+        await files.remove(file, only_here)
         assert "dirty" not in flags(file)
         assert harness.spool_dir.dirty_records() == []
         assert files.read(file, 0, 100) == b"scratch"
@@ -578,7 +584,7 @@ async def test_writes_after_unlink_never_make_the_file_dirty(tmp_path: Path) -> 
     async with open_files(store, tmp_path) as harness:
         files = harness.files
         file = files.create(3, "tmp", NEW_ATTRS)
-        await files.forget_name(file)
+        await files.remove(file, only_here)
         await files.write(file, 0, b"scratch data")
         await files.truncate(file, 7)
         assert files.read(file, 0, 100) == b"scratch"
@@ -599,9 +605,11 @@ async def test_attribute_changes_after_unlink_touch_no_object(tmp_path: Path) ->
     async with open_files(store, tmp_path) as harness:
         files = harness.files
         file = open_object(harness, 3, info)
-        await files.hold_bytes(file)
-        await store.delete("name")
-        await files.forget_name(file)
+
+        async def delete() -> None:
+            await store.delete("name")
+
+        await files.remove(file, delete)
         newcomer = await store.put("name", b"another client's", metadata={"user.k": "v"})
         await files.change_attrs(file, NEW_ATTRS)  # fchmod on the open descriptor
         assert file.attrs == NEW_ATTRS
