@@ -622,15 +622,25 @@ def report(res: Results, settings: Settings) -> list[Verdict]:
             False,
             " ms",
         ),
-        Verdict(
-            f"daemon VmHWM reading {big}",
-            hwm,
-            budget + RSS_MARGIN_MIB,
-            False,
-            " MiB",
-            note=f"cache {budget:.0f} MiB + {RSS_MARGIN_MIB:.0f}",
-        ),
+        rss_verdict(f"daemon VmHWM reading {big}", hwm, budget),
     ]
+    return print_verdicts(verdicts)
+
+
+def rss_verdict(label: str, hwm: float | None, budget: float) -> Verdict:
+    """The daemon's peak memory against its chunk-cache budget plus the margin."""
+    return Verdict(
+        label,
+        hwm,
+        budget + RSS_MARGIN_MIB,
+        False,
+        " MiB",
+        note=f"cache {budget:.0f} MiB + {RSS_MARGIN_MIB:.0f}",
+    )
+
+
+def print_verdicts(verdicts: list[Verdict]) -> list[Verdict]:
+    """Print the ratios with their targets; return them."""
     print("\nratios (medians) and targets:")
     for verdict in verdicts:
         print(f"  {verdict.line()}")

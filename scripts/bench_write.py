@@ -42,7 +42,7 @@ import random
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,6 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
 from scripts.bench_mount import (  # noqa: E402
-    RSS_MARGIN_MIB,
     Json,
     Mount,
     Results,
@@ -64,6 +63,8 @@ from scripts.bench_mount import (  # noqa: E402
     log,
     med,
     mounted,
+    print_verdicts,
+    rss_verdict,
     run_benchmark,
     timed_output,
     timed_run,
@@ -162,6 +163,24 @@ def fresh_mount(
     return mount
 
 
+def in_fresh_mount(
+    url: str,
+    work: Path,
+    bucket: str,
+    settings: Settings,
+    mounts: list[Mount],
+    res: Results,
+    body: Callable[[Mount], None],
+) -> None:
+    """Run ``body`` on a :func:`fresh_mount` of a new ``bucket``; stop it and drop the bucket."""
+    mount = fresh_mount(url, work, bucket, settings, mounts)
+    try:
+        body(mount)
+    finally:
+        mount.stop()
+        drop_bucket(url, bucket, res)
+
+
 def log_tail(mount: Mount) -> str:
     """The last lines of a mount's log (the work dir and the log go at the end of the run)."""
     try:
@@ -216,13 +235,7 @@ def bench_large(
         drop_bucket(url, bucket, res)
 
     def mount_side(turn: int) -> None:
-        bucket = f"cp{turn}"
-        mount = fresh_mount(url, work, bucket, settings, mounts)
-        try:
-            copy(mount)
-        finally:
-            mount.stop()
-            drop_bucket(url, bucket, res)
+        in_fresh_mount(url, work, f"cp{turn}", settings, mounts, res, copy)
 
     def copy(mount: Mount) -> None:
         bucket = mount.bucket
@@ -309,13 +322,7 @@ def bench_small(
         drop_bucket(url, bucket, res)
 
     def mount_side(turn: int) -> None:
-        bucket = f"small{turn}"
-        mount = fresh_mount(url, work, bucket, settings, mounts)
-        try:
-            copy(mount)
-        finally:
-            mount.stop()
-            drop_bucket(url, bucket, res)
+        in_fresh_mount(url, work, f"small{turn}", settings, mounts, res, copy)
 
     def copy(mount: Mount) -> None:
         bucket = mount.bucket
@@ -388,13 +395,7 @@ def bench_rsync(
         shutil.rmtree(destination, ignore_errors=True)
 
     def mount_side(turn: int) -> None:
-        bucket = f"rsync{turn}"
-        mount = fresh_mount(url, work, bucket, settings, mounts)
-        try:
-            copy(mount)
-        finally:
-            mount.stop()
-            drop_bucket(url, bucket, res)
+        in_fresh_mount(url, work, f"rsync{turn}", settings, mounts, res, copy)
 
     def copy(mount: Mount) -> None:
         bucket = mount.bucket
@@ -506,19 +507,9 @@ def report(res: Results, settings: Settings) -> list[Verdict]:
         Verdict(
             f"cp -r files/s / client puts/s [{count} x 4 KiB]", div(cp_r, puts), SMALL_RATIO, True
         ),
-        Verdict(
-            f"daemon VmHWM writing {big}",
-            hwm,
-            budget + RSS_MARGIN_MIB,
-            False,
-            " MiB",
-            note=f"cache {budget:.0f} MiB + {RSS_MARGIN_MIB:.0f}",
-        ),
+        rss_verdict(f"daemon VmHWM writing {big}", hwm, budget),
     ]
-    print("\nratios (medians) and targets:")
-    for verdict in verdicts:
-        print(f"  {verdict.line()}")
-    return verdicts
+    return print_verdicts(verdicts)
 
 
 # Main ---------------------------------------------------------------------------------------
