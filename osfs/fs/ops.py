@@ -35,13 +35,12 @@ import pyfuse3
 import trio
 
 from osfs.core import errors
-from osfs.core.inodes import Inode, InodeTable, Kind, Node
+from osfs.core.inodes import Inode, Kind, Node
 from osfs.core.meta import ObjectInfo
-from osfs.core.posix import MountDefaults, PosixAttrs
-from osfs.core.store_api import Store
+from osfs.core.posix import PosixAttrs
 from osfs.fs.attributes import entry_attributes
 from osfs.fs.errno_map import fuse_errors
-from osfs.fs.files import Files, OpenFile
+from osfs.fs.files import OpenFile
 from osfs.fs.namespace import Namespace
 from osfs.fs.reader import ChunkReader, ReadHandle
 
@@ -67,12 +66,9 @@ class OsfsOperations(pyfuse3.Operations):
     """The mounted bucket, as pyfuse3 sees it.
 
     Args:
-        table: the inode table (kept current by the watcher).
         reader: the chunk reader shared by every open file.
-        store: the bucket.
-        defaults: mode, uid and gid for objects that carry none.
-        files: open files and the write path.
-        namespace: the tree-changing operations.
+        namespace: the tree-changing operations; its inode table (kept current by the
+            watcher), bucket, defaults and open files are the adapter's too.
         read_only: answer EROFS to every change.
     """
 
@@ -83,22 +79,18 @@ class OsfsOperations(pyfuse3.Operations):
 
     def __init__(
         self,
-        table: InodeTable,
         reader: ChunkReader,
-        store: Store,
-        defaults: MountDefaults,
-        files: Files,
         namespace: Namespace,
         *,
         read_only: bool = False,
     ) -> None:
         super().__init__()
-        self.table = table
         self.reader = reader
-        self.store = store
-        self.defaults = defaults
-        self.files = files
         self.namespace = namespace
+        self.table = namespace.table
+        self.store = namespace.store
+        self.defaults = namespace.defaults
+        self.files = namespace.files
         self.read_only = read_only
         self.sealed = False
         self._handles: dict[int, _Handle] = {}

@@ -62,9 +62,7 @@ async def open_filesystem(
         watcher = Watcher(store, table, invalidator or KernelInvalidator())
         files = Files(store, reader, spool_dir)
         namespace = Namespace(table, store, watcher, files, defaults, started_ns=time.time_ns())
-        operations = OsfsOperations(
-            table, reader, store, defaults, files, namespace, read_only=read_only
-        )
+        operations = OsfsOperations(reader, namespace, read_only=read_only)
         files.on_stored = operations.stored
         watcher.ours = files.is_ours
         operations.sealed = status.sealed
