@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -114,28 +114,30 @@ def fuse_options_for(options: MountOptions) -> set[str]:
     return chosen
 
 
-def run(options: MountOptions, argv: Sequence[str]) -> int:
+def run(options: MountOptions, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
     """Mount and serve (foreground) or start a detached child and wait until it is ready.
 
     Args:
         options: the parsed mount request.
         argv: the command's own arguments, re-used to start the background child.
+        env: variables added to the child's environment (secrets kept off its command line).
 
     Raises:
         MountError, StoreUnavailableError, BucketNotFoundError, ...: the mount did not happen.
     """
     check_mountpoint(options.mountpoint)
     if not options.foreground:
-        return _start_in_background(argv)
+        return _start_in_background(argv, env or {})
     trio.run(_serve, options)
     return 0
 
 
-def _start_in_background(argv: Sequence[str]) -> int:
+def _start_in_background(argv: Sequence[str], env: Mapping[str, str]) -> int:
     read_end, write_end = os.pipe()
     command = [sys.executable, "-m", "osfs", *argv, "--foreground", "--ready-fd", str(write_end)]
     child = subprocess.Popen(
         command,
+        env={**os.environ, **env},
         pass_fds=(write_end,),
         start_new_session=True,
         stdin=subprocess.DEVNULL,

@@ -9,8 +9,9 @@ Rules:
 1. Each setting is taken from the first source that has it: flag > environment > context.
 2. A server is *named* when any source gives a URL; otherwise the caller uses the embedded server
    (``ConnectionPlan.embedded``), still with whatever credentials were given.
-3. Secrets never leave this module in printable form: :func:`display_url` strips credentials, and
-   :class:`ConnectionPlan` describes its source without them.
+3. Secrets never leave this module in printable form: :func:`display_url` strips credentials,
+   :class:`ConnectionPlan` describes its source without them, and :func:`secrets_moved_to_env`
+   keeps them off the background mount's command line.
 Only the standard library and ``ConnectOptions``; the one I/O is reading the context files.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,53 @@ def display_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port is not None else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _has_credentials(url: str) -> bool:
+    """Whether ``url`` carries a user, password or token (``nats://user:pass@host``)."""
+    return "@" in url.partition("://")[2].partition("/")[0]
+
+
+#: Options whose values are secrets, and the variable that carries each to a child process.
+_SECRET_OPTIONS: Mapping[str, str] = {"--password": "NATS_PASSWORD", "--token": "NATS_TOKEN"}
+_SERVER_OPTIONS = ("--server", "-s")
+
+
+def secrets_moved_to_env(
+    argv: Sequence[str], flags: ConnectFlags
+) -> tuple[list[str], dict[str, str]]:
+    """``argv`` without the secrets given as flags, and the environment that carries them instead.
+
+    The background mount re-runs its own arguments in a long-lived child, and any user can read a
+    process's arguments (``ps``), while its environment is readable only by its owner and root.
+    Flags win over the environment (rule 1), so a flag moved into its variable means the same.
+    Server URLs move only when one of them holds credentials; then they all move, since one
+    ``--server`` left behind would hide ``NATS_URL``. Needs exact option names: the parser
+    allows no abbreviations.
+    """
+    moving = dict(_SECRET_OPTIONS)
+    env: dict[str, str] = {}
+    if flags.password is not None:
+        env["NATS_PASSWORD"] = flags.password
+    if flags.token is not None:
+        env["NATS_TOKEN"] = flags.token
+    if any(_has_credentials(url) for url in flags.servers):
+        env["NATS_URL"] = ",".join(flags.servers)
+        moving.update(dict.fromkeys(_SERVER_OPTIONS, "NATS_URL"))
+    kept: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            kept.append(token)
+            kept.extend(tokens)
+            break
+        name = token.partition("=")[0]
+        if token in moving:
+            next(tokens, None)  # and its value
+        elif name in moving and name.startswith("--"):
+            pass  # --password=VALUE
+        elif "-s" in moving and token.startswith("-s") and not token.startswith("--"):
+            pass  # -sURL
+        else:
+            kept.append(token)
+    return kept, env

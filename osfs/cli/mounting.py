@@ -11,7 +11,8 @@ Rules:
 2. Where to connect is decided as for every command; with the embedded server the bucket is
    created if missing (as ``osfs put`` does there).
 3. The background child re-runs the arguments the command was called with (``args.argv``),
-   with ``--foreground --ready-fd N`` appended by ``osfs.mount``.
+   with ``--foreground --ready-fd N`` appended by ``osfs.mount``; a password, token or
+   credentialed URL among them moves into the child's environment, out of ``ps``.
 4. ``-o ro`` and ``-o allow_other`` are the same as ``--read-only`` and ``--allow-other``;
    every other ``-o`` option goes to FUSE as given.
 5. Logging follows ``osfs.cli.logs``; when the log is a file, a failed mount is logged there
@@ -30,7 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from osfs.cli import logs
+from osfs.cli.context import secrets_moved_to_env
 from osfs.cli.failures import EXIT_OK
+from osfs.cli.options import connect_flags
 from osfs.cli.output import Output
 from osfs.cli.session import connect_options, plan_for
 from osfs.core import errors
@@ -140,7 +143,8 @@ def mount(args: argparse.Namespace, out: Output) -> int:
     try:
         plan = plan_for(args)
         options = mount_options(args, connect_options(plan), create_bucket=plan.embedded)
-        code = fuse_mount.run(options, args.argv)
+        child_argv, child_env = secrets_moved_to_env(args.argv, connect_flags(args))
+        code = fuse_mount.run(options, child_argv, child_env)
     except Exception as exc:
         if log_file is not None:  # rule 5; on stderr, main's error line says it already
             unexpected = not isinstance(exc, errors.OsfsError)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from osfs import __version__
 from osfs.cli import (
@@ -50,7 +50,16 @@ _Formatter = argparse.RawDescriptionHelpFormatter
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with osfs's one-line error format and exit status 2."""
+    """argparse with osfs's one-line error format and exit status 2, and no abbreviations.
+
+    Abbreviated options (``--pass``) would be one more spelling for scripts to depend on, and
+    the background mount must find ``--password`` and ``--token`` exactly to keep them out of
+    its child's command line (``osfs.cli.context.secrets_moved_to_env``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"osfs: error: {message} (see '{self.prog} --help')\n")
