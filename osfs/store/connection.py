@@ -109,8 +109,38 @@ def _tls_context(options: ConnectOptions) -> ssl.SSLContext | None:
     return context
 
 
-async def _log_error(exc: Exception) -> None:
-    log.info("nats: %s", exc or type(exc).__name__)
+class _Attempts:
+    """nats-py's error callback while connecting: logs each error and keeps the last one.
+
+    nats-py reports a refused password or a failed TLS handshake only to this callback, then
+    gives up with a bare ``NoServersError``; the last error is what tells the user why.
+    """
+
+    def __init__(self) -> None:
+        self.last: Exception | None = None
+        self.refusal: Exception | None = None
+
+    async def record(self, exc: Exception) -> None:
+        if _is_refusal(exc):
+            self.refusal = exc  # the server closes on a refusal: a reset may follow, and hide it
+        elif not isinstance(exc, nats.errors.NoServersError):
+            self.last = exc
+        log.info("nats: %s", _describe(exc))
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    """Whether ``exc`` is the server refusing the credentials (not a network failure)."""
+    text = str(exc).lower()
+    return (
+        "authorization" in text or "authentication" in text or "auth" in type(exc).__name__.lower()
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason for ``exc``: its text, or its class name when it has none."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return f"TLS: {exc.reason.replace('_', ' ').lower()}"
+    return str(exc) or type(exc).__name__
 
 
 async def _log_disconnected() -> None:
@@ -135,6 +165,7 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
     """
     if not options.servers:
         raise errors.StoreUnavailableError("no NATS server named")
+    attempts = _Attempts()
     kwargs: dict[str, Any] = {
         "servers": list(options.servers),
         "name": options.name,
@@ -144,7 +175,7 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
         # this number, and 0 or -1 never do: bound it here, then widen it once connected.
         "max_reconnect_attempts": 1,
         "reconnect_time_wait": 0.5,
-        "error_cb": _log_error,
+        "error_cb": attempts.record,
         "disconnected_cb": _log_disconnected,
         "reconnected_cb": _log_reconnected,
         "pending_size": 8 * 1024 * 1024,
@@ -166,16 +197,20 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
     try:
         await nc.connect(**kwargs)
     except nats.errors.NoServersError as exc:
-        raise errors.StoreUnavailableError(f"cannot connect to NATS at {where}") from exc
+        # Every server failed; why is in what the attempts reported (a refusal, a TLS error).
+        if attempts.refusal is not None:
+            raise errors.AuthorizationError(
+                f"NATS at {where} refused the credentials"
+            ) from attempts.refusal
+        last = attempts.last
+        reason = f": {_describe(last)}" if last is not None else ""
+        raise errors.StoreUnavailableError(f"cannot connect to NATS at {where}{reason}") from exc
     except (nats.errors.Error, OSError, TimeoutError, ssl.SSLError) as exc:
-        text = str(exc).lower()
-        if (
-            "authorization" in text
-            or "authentication" in text
-            or "auth" in type(exc).__name__.lower()
-        ):
+        if _is_refusal(exc):
             raise errors.AuthorizationError(f"NATS at {where} refused the credentials") from exc
-        raise errors.StoreUnavailableError(f"cannot connect to NATS at {where}: {exc}") from exc
+        raise errors.StoreUnavailableError(
+            f"cannot connect to NATS at {where}: {_describe(exc)}"
+        ) from exc
     if reconnect:
         nc.options["max_reconnect_attempts"] = -1  # from now on, reconnect for ever
     return Connection(nc, options)
