@@ -30,6 +30,10 @@ Rules:
    later open or read of it raises ``DigestMismatchError`` too (the kernel retries a failed
    read, and a retry must not succeed).
 5. Reads at or past the end return ``b""``; a read across the end returns the bytes up to it.
+6. A fetch the servers could not answer (no responders, no answer in time) is tried again for
+   up to :data:`RETRY_FOR` seconds before its error goes to the read: a cluster elects a new
+   stream leader within seconds, and a read that waits for it beats an EIO. A server that
+   stays away still fails the read, later. A missing version or a corrupt one is not retried.
 
 Concurrency invariants (trio runs the code between two checkpoints atomically; each invariant
 names state that must not be split by an ``await``):
@@ -57,7 +61,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -82,6 +86,26 @@ MAX_IN_FLIGHT = 4
 READAHEAD_CHUNKS = 32
 #: Chunk indexes kept (one per recently opened version).
 INDEX_CACHE_SIZE = 256
+#: Seconds a fetch the servers could not answer is retried (rule 6), and the pauses between.
+RETRY_FOR = 15.0
+RETRY_PAUSES = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+async def _patiently(fetch: Callable[[], Awaitable[T]], what: str) -> T:
+    """``await fetch()``, again while it fails for want of an answer (rule 6)."""
+    deadline = trio.current_time() + RETRY_FOR
+    attempt = 0
+    while True:
+        try:
+            return await fetch()
+        except (errors.StoreUnavailableError, errors.StoreTimeoutError) as exc:
+            pause = RETRY_PAUSES[min(attempt, len(RETRY_PAUSES) - 1)]
+            if trio.current_time() + pause > deadline:
+                raise
+            if attempt == 0:
+                log.info("%s: %s; trying again for up to %g s", what, exc, RETRY_FOR)
+            attempt += 1
+            await trio.sleep(pause)
 
 
 class _Flight(Generic[T]):
@@ -294,7 +318,9 @@ class ChunkReader:
             flight = self._index_flights[info.nuid] = _Flight()
             self._index_calls += 1
             try:
-                index = await self._store.chunk_index(info)
+                index = await _patiently(
+                    lambda: self._store.chunk_index(info), f"chunk index of {info.name!r}"
+                )
             except Exception as exc:
                 del self._index_flights[info.nuid]
                 flight.fail(exc)
@@ -348,7 +374,9 @@ class ChunkReader:
         positions = sorted(claims)
         self._fetch_calls += 1
         try:
-            payloads = await self._store.fetch_chunks(index, positions)
+            payloads = await _patiently(
+                lambda: self._store.fetch_chunks(index, positions), f"chunks of {index.nuid}"
+            )
             _check_payloads(index, positions, payloads)
         except Exception as exc:
             self._release(index, claims)

@@ -14,12 +14,18 @@ import random
 
 import pytest
 import trio
-from trio.testing import wait_all_tasks_blocked
+from trio.testing import MockClock, wait_all_tasks_blocked
 
 from osfs.core import errors
 from osfs.core.cache import ChunkCache
 from osfs.core.meta import ObjectInfo, ObjectLink
-from osfs.fs.reader import ChunkReader, ReadHandle, open_chunk_reader
+from osfs.fs.reader import (
+    RETRY_FOR,
+    RETRY_PAUSES,
+    ChunkReader,
+    ReadHandle,
+    open_chunk_reader,
+)
 from tests.support.memory_store import Fault, FlakyStore, MemoryStore
 
 MIB = 1 << 20
@@ -160,7 +166,7 @@ async def test_a_failed_index_fetch_reaches_every_waiting_open() -> None:
     store = MemoryStore()
     info = await store.put("o", payload(5000), chunk_size=1000)
     gate = trio.Event()
-    failure = errors.StoreUnavailableError("no server")
+    failure = errors.OsfsError("refused")  # not retried (rule 6)
     flaky = FlakyStore(store, {("chunk_index", 1): Fault(gate=gate, error=failure)})
     async with open_chunk_reader(flaky, ChunkCache(MIB)) as reader:
         outcomes: list[BaseException] = []
@@ -227,7 +233,7 @@ async def test_a_failed_fetch_wakes_every_waiter_with_the_error() -> None:
     data = payload(3000)
     info = await store.put("o", data, chunk_size=1000)
     gate = trio.Event()
-    failure = errors.StoreTimeoutError("no answer")
+    failure = errors.OsfsError("refused")  # not retried (rule 6)
     flaky = FlakyStore(store, {("fetch_chunks", 1): Fault(gate=gate, error=failure)})
     async with open_chunk_reader(flaky, ChunkCache(MIB), readahead_chunks=0) as reader:
         handles = [await reader.open(info) for _ in range(3)]
@@ -381,6 +387,42 @@ async def test_a_failed_prefetch_is_forgotten_and_the_read_fetches_again() -> No
     assert (info.nuid, (1,)) in store.fetch_log
 
 
+# Retries (rule 6) -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure", [errors.StoreUnavailableError("no responders"), errors.StoreTimeoutError("late")]
+)
+async def test_a_fetch_nobody_answered_is_tried_again(
+    failure: errors.OsfsError, autojump_clock: MockClock
+) -> None:
+    """A cluster electing a leader: the read waits for it instead of failing."""
+    store = MemoryStore()
+    data = payload(3000)
+    info = await store.put("o", data, chunk_size=1000)
+    flaky = FlakyStore(store, {("chunk_index", 1): failure, ("fetch_chunks", 1): failure})
+    async with open_chunk_reader(flaky, ChunkCache(MIB), readahead_chunks=0) as reader:
+        handle = await reader.open(info)
+        assert await handle.read(0, 3000) == data
+    assert (flaky.calls["chunk_index"], flaky.calls["fetch_chunks"]) == (2, 2)
+
+
+async def test_a_server_that_stays_away_fails_the_read_after_the_retry_window(
+    autojump_clock: MockClock,
+) -> None:
+    store = MemoryStore()
+    info = await store.put("o", payload(3000), chunk_size=1000)
+    flaky = FlakyStore(store, {("fetch_chunks", None): errors.StoreTimeoutError("late")})
+    async with open_chunk_reader(flaky, ChunkCache(MIB), readahead_chunks=0) as reader:
+        handle = await reader.open(info)
+        started = trio.current_time()
+        with pytest.raises(errors.StoreTimeoutError):
+            await handle.read(0, 1000)
+        waited = trio.current_time() - started
+        assert RETRY_FOR - max(RETRY_PAUSES) <= waited <= RETRY_FOR
+        assert reader.statistics().chunks_in_flight == 0
+
+
 # Digest -----------------------------------------------------------------------------------------
 
 
@@ -456,11 +498,11 @@ async def test_a_failed_read_ends_the_digest_pass_without_a_verdict() -> None:
     await store.put("o", data, chunk_size=1000)
     store.corrupt("o", chunk=2)
     info = await store.get_info("o")
-    flaky = FlakyStore(store, {("fetch_chunks", 2): errors.StoreTimeoutError("lost")})
+    flaky = FlakyStore(store, {("fetch_chunks", 2): errors.OsfsError("refused")})
     async with open_chunk_reader(flaky, ChunkCache(MIB), readahead_chunks=0) as reader:
         handle = await reader.open(info)
         await handle.read(0, 1000)
-        with pytest.raises(errors.StoreTimeoutError):
+        with pytest.raises(errors.OsfsError, match="refused"):
             await handle.read(1000, 1000)
         await handle.read(1000, 1000)  # retried, but the pass has a hole now
         await handle.read(2000, 1000)
