@@ -105,6 +105,10 @@ class StoreUnavailableError(OsfsError):
     """No NATS server answered (down, unreachable, or JetStream not enabled)."""
 
 
+class TlsHandshakeError(StoreUnavailableError):
+    """The TLS handshake failed: the server's certificate is not trusted, or ours refused."""
+
+
 class StoreTimeoutError(OsfsError):
     """A request got no answer in time."""
 

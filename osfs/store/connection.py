@@ -8,6 +8,7 @@ Contexts are the ``nats`` CLI's JSON files under ``$XDG_CONFIG_HOME/nats/context
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -18,6 +19,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from osfs.core import errors
+from osfs.store.credentials import check_credential_files, describe_error, tls_context
 from osfs.store.jsapi import JetStreamApi
 from osfs.store.manager import ObjectStoreManager
 
@@ -100,13 +102,20 @@ class Connection:
                 await self.nc.close()
 
 
-def _tls_context(options: ConnectOptions) -> ssl.SSLContext | None:
-    if not (options.tls_ca or options.tls_cert or options.tls_key):
-        return None
-    context = ssl.create_default_context(cafile=options.tls_ca)
-    if options.tls_cert:
-        context.load_cert_chain(options.tls_cert, options.tls_key)
-    return context
+class _QuietTlsEof(logging.Filter):
+    """Drops asyncio's "returning true from eof_received() has no effect when using ssl".
+
+    nats-py upgrades its plain connection with ``loop.start_tls`` under a ``StreamReaderProtocol``
+    that does not know it runs over TLS, so asyncio logs that warning whenever the server ends a
+    TLS connection. It is harmless (the connection closes all the same), but it was printed after
+    every command and put a WARNING in every mount's log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("returning true from eof_received()")
+
+
+_QUIET_TLS_EOF = _QuietTlsEof()
 
 
 class _Attempts:
@@ -119,13 +128,40 @@ class _Attempts:
     def __init__(self) -> None:
         self.last: Exception | None = None
         self.refusal: Exception | None = None
+        self.tls_failure: ssl.SSLError | None = None
+        self.tls_failed = asyncio.Event()
 
     async def record(self, exc: Exception) -> None:
         if _is_refusal(exc):
             self.refusal = exc  # the server closes on a refusal: a reset may follow, and hide it
         elif not isinstance(exc, nats.errors.NoServersError):
             self.last = exc
-        log.info("nats: %s", _describe(exc))
+        if isinstance(exc, ssl.SSLError):
+            self.tls_failure = exc
+            self.tls_failed.set()
+        log.info("nats: %s", describe_error(exc))
+
+
+async def _connect(nc: Client, kwargs: dict[str, Any], attempts: _Attempts) -> None:
+    """``nc.connect(**kwargs)``, given up at the first TLS failure (which is raised then).
+
+    After a failed TLS handshake, nats-py (when it may reconnect) waits for ever for the plain
+    transport it handed to ``start_tls`` to close, so a mount with the wrong CA hung. The same
+    server presents the same certificate next time: there is nothing to wait for.
+    """
+    connecting = asyncio.ensure_future(nc.connect(**kwargs))
+    tls_failed = asyncio.ensure_future(attempts.tls_failed.wait())
+    try:
+        await asyncio.wait({connecting, tls_failed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        tls_failed.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            await asyncio.wait({connecting})  # its own outcome no longer matters
+    if not connecting.cancelled():
+        connecting.result()  # connected, or raise what nats-py raised
+    elif attempts.tls_failure is not None:
+        raise attempts.tls_failure
 
 
 def _is_refusal(exc: BaseException) -> bool:
@@ -134,13 +170,6 @@ def _is_refusal(exc: BaseException) -> bool:
     return (
         "authorization" in text or "authentication" in text or "auth" in type(exc).__name__.lower()
     )
-
-
-def _describe(exc: BaseException) -> str:
-    """A short reason for ``exc``: its text, or its class name when it has none."""
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return f"TLS: {exc.reason.replace('_', ' ').lower()}"
-    return str(exc) or type(exc).__name__
 
 
 async def _log_disconnected() -> None:
@@ -162,9 +191,11 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
     Raises:
         StoreUnavailableError: no server could be reached.
         AuthorizationError: the server refused the credentials.
+        InvalidOptionError: a credentials, nkey or TLS file is missing or malformed.
     """
     if not options.servers:
         raise errors.StoreUnavailableError("no NATS server named")
+    check_credential_files(options)
     attempts = _Attempts()
     kwargs: dict[str, Any] = {
         "servers": list(options.servers),
@@ -189,13 +220,14 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
         kwargs["user_credentials"] = options.creds
     if options.nkey is not None:
         kwargs["nkeys_seed"] = options.nkey
-    tls = _tls_context(options)
+    tls = tls_context(options)
     if tls is not None:
         kwargs["tls"] = tls
+        logging.getLogger("asyncio").addFilter(_QUIET_TLS_EOF)  # added once however often called
     nc = Client()
     where = ", ".join(_without_credentials(url) for url in options.servers)
     try:
-        await nc.connect(**kwargs)
+        await _connect(nc, kwargs, attempts)
     except nats.errors.NoServersError as exc:
         # Every server failed; why is in what the attempts reported (a refusal, a TLS error).
         if attempts.refusal is not None:
@@ -203,13 +235,17 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
                 f"NATS at {where} refused the credentials"
             ) from attempts.refusal
         last = attempts.last
-        reason = f": {_describe(last)}" if last is not None else ""
-        raise errors.StoreUnavailableError(f"cannot connect to NATS at {where}{reason}") from exc
+        reason = f": {describe_error(last)}" if last is not None else ""
+        kind = errors.TlsHandshakeError if isinstance(last, ssl.SSLError) else None
+        raise (kind or errors.StoreUnavailableError)(
+            f"cannot connect to NATS at {where}{reason}"
+        ) from exc
     except (nats.errors.Error, OSError, TimeoutError, ssl.SSLError) as exc:
         if _is_refusal(exc):
             raise errors.AuthorizationError(f"NATS at {where} refused the credentials") from exc
-        raise errors.StoreUnavailableError(
-            f"cannot connect to NATS at {where}: {_describe(exc)}"
+        kind = errors.TlsHandshakeError if isinstance(exc, ssl.SSLError) else None
+        raise (kind or errors.StoreUnavailableError)(
+            f"cannot connect to NATS at {where}: {describe_error(exc)}"
         ) from exc
     if reconnect:
         nc.options["max_reconnect_attempts"] = -1  # from now on, reconnect for ever
