@@ -8,7 +8,10 @@ Rules (wire.md §3, §9, §15):
 3. Decoding accepts every variant the official clients write: links without ``nuid`` (nats.js),
    ``"digest": ""`` or none, ``"deleted"`` absent, extra keys, ``mtime`` in any form; the
    modification time comes from the server's message timestamp, not from the JSON.
-4. Anything that is not an object document raises :class:`BadObjectMetaError`.
+4. Anything that is not an object document raises :class:`BadObjectMetaError`, and so does a
+   ``nuid`` that is not one literal subject token (:data:`MAX_NUID_CHARS` at most): the chunk
+   subject is named by it, so ``>`` would read, and a delete or overwrite purge, the chunks of
+   every object in the bucket.
 Pure: no I/O.
 """
 
@@ -25,6 +28,12 @@ from osfs.core.timefmt import format_rfc3339_ns, parse_rfc3339_ns
 
 #: The chunk size every official client uses by default.
 DEFAULT_CHUNK_SIZE = 128 * 1024
+#: The longest ``nuid`` read (the clients write 22 characters; a subject line has 4 KiB).
+MAX_NUID_CHARS = 256
+
+#: One literal subject token: no separator, no wildcard, no whitespace or control character, no
+#: lone surrogate (it could not be sent).
+_TOKEN_RE = re.compile(r"[^\s.*>\x00-\x1f\x7f\ud800-\udfff]+")
 
 Headers = Mapping[str, tuple[str, ...]]
 
@@ -205,7 +214,8 @@ def decode_meta(
         revision: the message's stream sequence.
 
     Raises:
-        BadObjectMetaError: not JSON, not an object, or a field of the wrong type.
+        BadObjectMetaError: not JSON, not an object, a field of the wrong type, or a ``nuid``
+            that is no subject token (rule 4).
     """
     try:
         doc = json.loads(payload, parse_constant=_reject_constant)
@@ -224,11 +234,11 @@ def decode_meta(
         mtime_ns = _lenient_time(doc.get("mtime"))
     return ObjectInfo(
         name=name,
-        bucket=_optional(doc, "bucket", str) or bucket,
-        nuid=_optional(doc, "nuid", str) or "",
+        bucket=_utf8(_optional(doc, "bucket", str) or bucket),
+        nuid=_nuid(doc),
         size=_count(doc, "size"),
         chunks=_count(doc, "chunks"),
-        digest=_optional(doc, "digest", str) or "",
+        digest=_utf8(_optional(doc, "digest", str) or ""),
         deleted=_optional(doc, "deleted", bool) or False,
         description=_utf8(_optional(doc, "description", str) or ""),
         headers=_decode_headers(doc.get("headers")),
@@ -259,6 +269,13 @@ def _optional(doc: dict[str, Any], key: str, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise BadObjectMetaError(f"meta field {key!r} is not a {kind.__name__}")
     return value
+
+
+def _nuid(doc: dict[str, Any]) -> str:
+    nuid: str = _optional(doc, "nuid", str) or ""
+    if nuid and (len(nuid) > MAX_NUID_CHARS or not _TOKEN_RE.fullmatch(nuid)):
+        raise BadObjectMetaError("meta field 'nuid' is not a subject token")
+    return nuid
 
 
 def _count(doc: dict[str, Any], key: str) -> int:

@@ -4,7 +4,10 @@ Rules:
 1. Type and permissions come from ``osfs.core.posix`` (stored keys, else the mount's defaults);
    size from the object; mtime from ``osfs.mtime`` or the server's timestamp; ctime is the
    server's timestamp of the current document.
-2. Timeouts are a safety net only: the watcher invalidates the kernel's caches on every change,
+2. A size no file can have (a document may claim up to 2**64 - 1 bytes, as nats.go reads it;
+   ``st_size`` is a signed 64-bit ``off_t``) is shown as the largest one, :data:`MAX_FILE_SIZE`:
+   one lying document must not make its whole directory unlistable. Reading it fails anyway.
+3. Timeouts are a safety net only: the watcher invalidates the kernel's caches on every change,
    so a missed invalidation is stale for at most :data:`CACHE_TIMEOUT` seconds.
 """
 
@@ -21,6 +24,8 @@ from osfs.core.posix import MountDefaults, PosixAttrs, attrs_of, implicit_dir_at
 CACHE_TIMEOUT = 1.0
 #: ``st_blksize``: the default chunk size, the unit the store reads in.
 BLOCK_SIZE = 128 * 1024
+#: The largest ``st_size`` FUSE can carry (``off_t`` is a signed 64-bit integer).
+MAX_FILE_SIZE = 2**63 - 1
 
 
 def entry_attributes(
@@ -56,6 +61,7 @@ def entry_attributes(
         size = len(link_target.encode())
     else:
         size = _size_of(node) if local is None else local[1]
+    size = min(size, MAX_FILE_SIZE)  # rule 2
     entry.st_size = size
     entry.st_blksize = BLOCK_SIZE
     entry.st_blocks = (size + 511) // 512
