@@ -9,6 +9,9 @@ Rules:
 3. A reconnect of the connection, a gap in consumer sequences, or heartbeats missing for three
    intervals (lost consumer) recreates the consumer from the last stream sequence + 1: the
    reader sees every message once, in order, across outages.
+4. A message is a delivery when its reply is a ``$JS.ACK`` subject, whatever its headers: a
+   stored message whose publisher gave it a ``Status`` header is not mistaken for a heartbeat
+   or a consumer status (which would drop it, then reset on the gap it left, for ever).
 """
 
 from __future__ import annotations
@@ -184,29 +187,17 @@ class OrderedConsumer:
         await self._create()
 
     async def _accept(self, msg: Msg) -> Delivered | None:
-        """Handle one raw message; return it if it is a delivery for the reader."""
+        """Handle one raw message; return it if it is a delivery for the reader.
+
+        A stored message always comes with a ``$JS.ACK`` reply subject, control messages
+        (heartbeats, flow control, consumer status) never do: so the reply decides (rule 4),
+        and a ``Status`` header some publisher stored with its message is only a header.
+        """
         headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
-        status = headers.get("Status", "")
-        if status == "100":
-            if msg.reply:  # a flow-control request: we have caught up to this point
-                with translated("flow control"):
-                    await self._api.nc.publish(msg.reply, b"")
-            stalled = headers.get("Nats-Consumer-Stalled")
-            if stalled:
-                with translated("flow control"):
-                    await self._api.nc.publish(stalled, b"")
-            return None
-        if status:
-            log.info("consumer on %s: status %s %s", self._filter, status, headers)
-            if status in ("409", "404"):
-                await self._reset(f"status {status}")
-            return None
-        if not msg.reply:
-            return None
         try:
-            info = parse_ack_subject(msg.reply)
+            info = parse_ack_subject(msg.reply or "")
         except ValueError:
-            log.warning("consumer on %s: unexpected reply subject %r", self._filter, msg.reply)
+            await self._control(msg, headers)
             return None
         if info.consumer_seq != self._last_consumer_seq + 1:
             await self._reset(
@@ -216,6 +207,24 @@ class OrderedConsumer:
         self._last_consumer_seq = info.consumer_seq
         self._last_stream_seq = info.stream_seq
         return Delivered(subject=msg.subject, data=msg.data, headers=headers, info=info)
+
+    async def _control(self, msg: Msg, headers: Mapping[str, str]) -> None:
+        """Act on a message that is not a delivery: a heartbeat, flow control, a status."""
+        status = headers.get("Status", "")
+        if status == "100":
+            if msg.reply:  # a flow-control request: we have caught up to this point
+                with translated("flow control"):
+                    await self._api.nc.publish(msg.reply, b"")
+            stalled = headers.get("Nats-Consumer-Stalled")
+            if stalled:
+                with translated("flow control"):
+                    await self._api.nc.publish(stalled, b"")
+        elif status:
+            log.info("consumer on %s: status %s %s", self._filter, status, headers)
+            if status in ("409", "404"):
+                await self._reset(f"status {status}")
+        elif msg.reply:
+            log.warning("consumer on %s: unexpected reply subject %r", self._filter, msg.reply)
 
     async def _watch_heartbeats(self) -> None:
         """Recreate the consumer after a reconnect, or when the server fell silent.

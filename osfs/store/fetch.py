@@ -32,7 +32,13 @@ from osfs.core.chunks import ChunkIndex, uniform_last_size
 from osfs.core.meta import DEFAULT_CHUNK_SIZE, ObjectInfo
 from osfs.core.subjects import chunk_subject, stream_name
 from osfs.store.consumer import OrderedConsumer
-from osfs.store.jsapi import JetStreamApi, NotFound, StoredMsg, stored_from_direct
+from osfs.store.jsapi import (
+    JetStreamApi,
+    NotFound,
+    StoredMsg,
+    reply_status,
+    stored_from_direct,
+)
 from osfs.store.translate import translated
 
 #: Chunks per batch request and batch requests in flight (measured: 16 x 4 reaches the raw rate).
@@ -87,7 +93,7 @@ class ChunkFetcher:
         batch = self._batches.get(msg.subject.rpartition(".")[2])
         if batch is None:
             return
-        status = str((msg.headers or {}).get("Status", ""))
+        status = reply_status(msg)  # a stored message's own "Status" header is not one
         if status in ("204", "404"):
             batch.done.set()
         elif status == "503":

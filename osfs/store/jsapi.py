@@ -40,8 +40,16 @@ class NotFound(Exception):
     """Internal: the requested message does not exist (mapped to a domain error by callers)."""
 
 
-def _status(msg: Msg) -> str:
+def reply_status(msg: Msg) -> str:
+    """The server's status code of a reply ("" for none).
+
+    nats-py cannot tell the server's status line from a ``Status`` header a publisher stored
+    with its message, so a Direct Get reply, which always carries ``Nats-Sequence``, never has
+    a status: its headers are the stored message's own.
+    """
     headers = msg.headers or {}
+    if "Nats-Sequence" in headers:
+        return ""
     return str(headers.get("Status", ""))
 
 
@@ -90,7 +98,7 @@ class JetStreamApi:
         payload = json.dumps(body).encode() if body is not None else b""
         with translated(subject.removeprefix(self.prefix + ".")):
             msg = await self.nc.request(f"{self.prefix}.{subject}", payload, timeout=self.timeout)
-        if _status(msg) == "503":
+        if reply_status(msg) == "503":
             raise errors.StoreUnavailableError("JetStream is not available (no responders)")
         try:
             response: dict[str, Any] = json.loads(msg.data)
@@ -186,6 +194,28 @@ class JetStreamApi:
             headers=parse_header_block(base64.b64decode(raw_headers)) if raw_headers else {},
         )
 
+    async def last_message(self, stream: str, subject: str) -> StoredMsg:
+        """The last message on ``subject``: a Direct Get, or the stream leader when nobody
+        answers it.
+
+        nats-py raises "no responders" for any reply with a ``Status: 503`` header, also for a
+        stored message some client published with that header; ``STREAM.MSG.GET`` answers in
+        JSON, which tells them apart. When the leader cannot answer either, the first error
+        stands.
+
+        Raises:
+            NotFound: no message on that subject.
+        """
+        try:
+            return await self.direct_get_last(stream, subject)
+        except errors.StoreUnavailableError as unavailable:
+            try:
+                return await self.msg_get_last(stream, subject)
+            except NotFound:
+                raise
+            except errors.OsfsError:
+                raise unavailable from None
+
     async def direct_get_last(self, stream: str, subject: str) -> StoredMsg:
         """The last message on ``subject`` via Direct Get (any replica answers: fast).
 
@@ -212,7 +242,7 @@ class JetStreamApi:
         return self._direct_reply(msg, f"seq {seq}")
 
     def _direct_reply(self, msg: Msg, what: str) -> StoredMsg:
-        status = _status(msg)
+        status = reply_status(msg)
         if status == "404":
             raise NotFound(what)
         if status == "503":
@@ -235,7 +265,7 @@ class JetStreamApi:
 
 def parse_puback(msg: Msg) -> int:
     """The sequence in a publish ack, or the osfs error it reports."""
-    if _status(msg) == "503":
+    if reply_status(msg) == "503":
         raise errors.StoreUnavailableError("no stream answered the publish (no responders)")
     try:
         ack = json.loads(msg.data)

@@ -63,7 +63,9 @@ class ObjectWatcher:
         """Create the consumer; decide whether the bucket starts empty."""
         if not self._updates_only:
             try:
-                await self._api.direct_get_last(
+                # Not a plain Direct Get: a last document stored with a "Status: 503" header
+                # would fail it with "no responders" (JetStreamApi.last_message).
+                await self._api.last_message(
                     stream_name(self._bucket), all_meta_subject(self._bucket)
                 )
             except NotFound:
