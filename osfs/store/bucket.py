@@ -6,7 +6,9 @@ Write rules (wire.md §0, §5, §7-§9), each to stay byte-compatible with nats.
    the meta is stored purges the new chunks: a half-written object is never visible, and an
    interrupted overwrite leaves the old version readable. The purge is repeated a few times
    over the next minute (:data:`SWEEP_DELAYS`), for chunks that land late after an outage, but
-   never when the document did land and only its ack was lost.
+   never when the document did land and only its ack was lost. An unreadable previous document
+   (another client's garbage) does not stop a put, unlike nats.go: the put replaces it, and the
+   chunks of whatever version it hid are left to ``osfs fsck --repair``.
 2. Lookups on the write paths (put, delete, update_meta, rename, links) use ``STREAM.MSG.GET``,
    served by the stream leader and so read-after-write consistent; reads use Direct Get, like
    nats.go.
@@ -148,7 +150,7 @@ class ObjectStore:
         subject = meta_subject(self.bucket, name)
         try:
             if self._replicas == 1:
-                msg = await self._api.direct_get_last(self._stream, subject)
+                msg = await self._api.last_message(self._stream, subject)
             else:
                 msg = await self._api.msg_get_last(self._stream, subject)
         except NotFound:
@@ -711,7 +713,14 @@ class Upload:
             max_chunk_size=self.chunk_size,
             mtime_ns=time.time_ns(),
         )
-        previous = await self._lookup
+        try:
+            previous = await self._lookup
+        except errors.BadObjectMetaError as exc:
+            # Another client's garbage on this name must not make it unwritable for ever: this
+            # document replaces it (a rollup). The chunks of the version it hid, if any, are
+            # unknown and left to ``osfs fsck --repair``.
+            log.warning("put of %r replaces an unreadable meta document: %s", meta.name, exc)
+            previous = None
         self._meta_sent = True
         await self._window.publish(
             meta_subject(store.bucket, meta.name), encode_meta(info), ROLLUP_HEADERS
