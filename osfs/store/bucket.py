@@ -453,11 +453,19 @@ class ObjectStore:
     async def delete(self, name: str) -> ObjectInfo:
         """Mark object ``name`` deleted and purge its chunks; deleting twice is not an error.
 
+        An unreadable document (another client's garbage) is replaced by the marker all the
+        same, as a put replaces it (rule 1): otherwise nothing could ever remove the name. The
+        chunks of the version it hid, if any, are unknown and left to ``osfs fsck --repair``.
+
         Raises:
             ObjectNotFoundError: the name never existed.
         """
         validate_object_name(name)
-        current = await self._leader_info(name)
+        try:
+            current = await self._leader_info(name)
+        except errors.BadObjectMetaError as exc:
+            log.warning("delete of %r replaces an unreadable meta document: %s", name, exc)
+            current = ObjectInfo(name=name, bucket=self.bucket)
         if current is None:
             raise errors.ObjectNotFoundError(f"object {name!r} not found")
         marker = replace(

@@ -281,6 +281,28 @@ async def test_corrupt_chunk_is_a_digest_mismatch(nats_url: str, bucket_name: st
         assert bytes(received) == bytes(bad)  # every byte was delivered before the verdict
 
 
+@asyncio_test
+async def test_an_unreadable_document_can_be_deleted_and_put_over(
+    nats_url: str, bucket_name: str
+) -> None:
+    """Another client's garbage on a name must not pin it for ever: it reads as BadObjectMeta,
+    and delete and put replace it like any version (the hidden chunks are fsck's business)."""
+    async with bucket(nats_url, bucket_name) as store, raw(nats_url) as nc:
+        js = nc.jetstream()
+        await js.publish(meta_subject(bucket_name, "junk"), b"{not json")
+        await js.publish(meta_subject(bucket_name, "junk2"), b'{"name": 7}')
+        with pytest.raises(errors.BadObjectMetaError):
+            await store.get_info("junk")
+        marker = await store.delete("junk")
+        assert marker.deleted
+        with pytest.raises(errors.ObjectNotFoundError):
+            await store.get_info("junk")
+        assert (await store.get_info("junk", show_deleted=True)).deleted
+        await store.put_bytes("junk2", b"fresh")
+        assert await store.get_bytes("junk2") == b"fresh"
+        assert sorted(info.name for info in await store.list()) == ["junk2"]
+
+
 async def _put_raw(
     url: str, bucket_name: str, name: str, chunks: list[bytes], *, chunk_size: int
 ) -> ObjectInfo:
