@@ -26,18 +26,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import nkeys
 import pytest
 
 from osfs.cli.failures import EXIT_AUTH, EXIT_UNAVAILABLE, EXIT_USAGE
 from tests.support import nats_auth
+from tests.support.cli import Osfs, Result, isolated_env, run_osfs
 from tests.support.mounting import mounted, read_file, run_io
 from tests.support.nats_server import NatsServer, start_server
 
@@ -50,58 +48,14 @@ RUN_TIMEOUT = 30.0
 # Running the CLI --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Result:
-    """One finished CLI run."""
-
-    code: int
-    stdout: bytes
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    @property
-    def output(self) -> str:
-        """Everything printed, to search for secrets."""
-        return self.stdout.decode(errors="replace") + self.stderr
-
-    def one_error_line(self) -> str:
-        """The single ``osfs: error:`` line a failure must print (and nothing else)."""
-        assert "Traceback" not in self.stderr, self.stderr
-        lines = self.stderr.splitlines()
-        assert len(lines) == 1, self.stderr
-        assert lines[0].startswith("osfs: error: "), self.stderr
-        return lines[0]
-
-
-Osfs = Callable[..., Result]
-
-
-def _clean_env(tmp_path: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NATS_")}
-    env.pop("OSFS_DEBUG", None)
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env["OSFS_DATA_DIR"] = str(tmp_path / "osfs-data")
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
 def osfs(tmp_path: Path) -> Osfs:
     """Run ``python -m osfs ARGV...`` with a clean environment plus ``env``."""
 
     def run(*argv: str, env: Mapping[str, str] | None = None, stdin: bytes = b"") -> Result:
-        done = subprocess.run(
-            [sys.executable, "-m", "osfs", *argv],
-            input=stdin,
-            capture_output=True,
-            env=_clean_env(tmp_path, env or {}),
-            cwd=tmp_path,
-            timeout=RUN_TIMEOUT,
-            check=False,
+        return run_osfs(
+            *argv, env=isolated_env(tmp_path, env), cwd=tmp_path, stdin=stdin, timeout=RUN_TIMEOUT
         )
-        return Result(done.returncode, done.stdout, done.stderr.decode(errors="replace"))
 
     return run
 

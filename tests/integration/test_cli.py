@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,9 @@ import pytest
 
 from osfs.core.subjects import chunk_subject
 from tests.support.aio import run
+from tests.support.cli import RUN_TIMEOUT, Osfs, Result, isolated_env, run_osfs
 
 pytestmark = pytest.mark.integration
-
-RUN_TIMEOUT = 60.0
-"""Seconds one CLI run may take."""
 
 COMMANDS = (
     "add",
@@ -52,68 +49,21 @@ COMMANDS = (
 )
 
 
-@dataclass(frozen=True)
-class Result:
-    """One finished CLI run."""
-
-    code: int
-    stdout: bytes
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        return self.stdout.decode()
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    def one_error_line(self) -> str:
-        """The single ``osfs: error:`` line a failure must print (and nothing else)."""
-        assert "Traceback" not in self.stderr, self.stderr
-        lines = self.stderr.splitlines()
-        assert len(lines) == 1, self.stderr
-        assert lines[0].startswith("osfs: error: "), self.stderr
-        return lines[0]
-
-
-Osfs = Callable[..., Result]
-
-
-def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NATS_")}
-    env.pop("OSFS_DEBUG", None)
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env["OSFS_DATA_DIR"] = str(tmp_path / "osfs-data")
-    env.update(extra)
-    return env
-
-
-def _runner(env: dict[str, str], cwd: Path) -> Osfs:
-    def osfs(*argv: str, stdin: bytes = b"") -> Result:
-        done = subprocess.run(
-            [sys.executable, "-m", "osfs", *argv],
-            input=stdin,
-            capture_output=True,
-            env=env,
-            cwd=cwd,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-        return Result(done.returncode, done.stdout, done.stderr.decode())
-
-    return osfs
+def _runner(tmp_path: Path, **extra: str) -> Osfs:
+    """Run the CLI in ``tmp_path`` with :func:`isolated_env` plus ``extra``."""
+    return partial(run_osfs, env=isolated_env(tmp_path, extra), cwd=tmp_path)
 
 
 @pytest.fixture
 def osfs(nats_url: str, tmp_path: Path) -> Osfs:
     """Run the CLI against the shared test server (named through ``NATS_URL``)."""
-    return _runner(_clean_env(tmp_path, NATS_URL=nats_url), tmp_path)
+    return _runner(tmp_path, NATS_URL=nats_url)
 
 
 @pytest.fixture
 def embedded_osfs(tmp_path: Path) -> Iterator[Osfs]:
     """Run the CLI with no server named: it starts its embedded server, stopped afterwards."""
-    osfs = _runner(_clean_env(tmp_path), tmp_path)
+    osfs = _runner(tmp_path)
     try:
         yield osfs
     finally:
@@ -405,7 +355,7 @@ def test_invalid_bucket_name_is_a_usage_error(osfs: Osfs) -> None:
 
 
 def test_server_down_is_exit_5(tmp_path: Path) -> None:
-    osfs = _runner(_clean_env(tmp_path), tmp_path)
+    osfs = _runner(tmp_path)
     result = osfs("--server", "nats://127.0.0.1:1", "--password", "hunter2", "--user", "u", "ls")
     assert result.code == 5
     line = result.one_error_line()
@@ -438,7 +388,7 @@ def test_corrupt_object_is_exit_7_and_leaves_no_file(
 
 def test_secrets_stay_out_of_status(nats_url: str, tmp_path: Path) -> None:
     host = nats_url.removeprefix("nats://")
-    osfs = _runner(_clean_env(tmp_path, NATS_PASSWORD="hunter2", NATS_TOKEN="t0ken"), tmp_path)
+    osfs = _runner(tmp_path, NATS_PASSWORD="hunter2", NATS_TOKEN="t0ken")
     for argv in (("status",), ("status", "--json")):
         result = _ok(osfs("--server", f"nats://u:hunter2@{host}", *argv))
         assert "hunter2" not in result.text + result.stderr
@@ -474,7 +424,7 @@ def test_nats_context_names_the_server(nats_url: str, bucket_name: str, tmp_path
     contexts.mkdir(parents=True)
     (contexts / "test.json").write_text(json.dumps({"url": nats_url}))
     (tmp_path / "config" / "nats" / "context.txt").write_text("test")
-    osfs = _runner(_clean_env(tmp_path), tmp_path)
+    osfs = _runner(tmp_path)
     _ok(osfs("add", bucket_name))
     status = _ok(osfs("status", "--json")).json()
     assert status["embedded"] is False
@@ -513,7 +463,7 @@ def test_watch_prints_json_lines_and_ctrl_c_exits_0(
         [sys.executable, "-m", "osfs", "watch", bucket, "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_clean_env(tmp_path, NATS_URL=nats_url),
+        env=isolated_env(tmp_path, {"NATS_URL": nats_url}),
     )
     lines: queue.Queue[bytes] = queue.Queue()
 

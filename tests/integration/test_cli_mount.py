@@ -14,41 +14,16 @@ Rules: the conftest's, and
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import Osfs, isolated_env, run_osfs
+
 pytestmark = pytest.mark.integration
 
-RUN_TIMEOUT = 60.0
-"""Seconds one CLI run may take."""
-
 EXIT_MOUNT = 9
-
-
-@dataclass(frozen=True)
-class Result:
-    """One finished CLI run."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def one_error_line(self) -> str:
-        """The single ``osfs: error:`` line a failure must print (and nothing else)."""
-        assert "Traceback" not in self.stderr, self.stderr
-        lines = self.stderr.splitlines()
-        assert len(lines) == 1, self.stderr
-        assert lines[0].startswith("osfs: error: "), self.stderr
-        return lines[0]
-
-
-Osfs = Callable[..., Result]
 
 
 @pytest.fixture
@@ -60,28 +35,8 @@ def state_home(tmp_path: Path) -> Path:
 @pytest.fixture
 def osfs(nats_url: str, tmp_path: Path, state_home: Path) -> Osfs:
     """Run the CLI against the shared test server (rule 1)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NATS_")}
-    env.pop("OSFS_DEBUG", None)
-    env.update(
-        NATS_URL=nats_url,
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        XDG_STATE_HOME=str(state_home),
-        OSFS_DATA_DIR=str(tmp_path / "osfs-data"),
-    )
-
-    def run(*argv: str) -> Result:
-        done = subprocess.run(
-            [sys.executable, "-m", "osfs", *argv],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-        return Result(done.returncode, done.stdout, done.stderr)
-
-    return run
+    env = isolated_env(tmp_path, {"NATS_URL": nats_url, "XDG_STATE_HOME": str(state_home)})
+    return partial(run_osfs, env=env, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("foreground", [False, True])
@@ -150,12 +105,12 @@ def test_umount_of_a_directory_that_is_not_mounted(osfs: Osfs, tmp_path: Path) -
 def test_help_teaches_by_example(osfs: Osfs, command: str) -> None:
     result = osfs(command, "--help")
     assert result.code == 0
-    assert "examples:" in result.stdout
-    assert f"osfs {command} " in result.stdout
+    assert "examples:" in result.text
+    assert f"osfs {command} " in result.text
 
 
 def test_main_help_lists_the_mount_commands_and_exit_status(osfs: Osfs) -> None:
-    text = osfs("--help").stdout
+    text = osfs("--help").text
     assert "mount" in text
     assert "umount" in text
     assert "    9  mount failed" in text

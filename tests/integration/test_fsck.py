@@ -12,12 +12,7 @@ Rules: the conftest's, and
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,27 +27,12 @@ from osfs.core.subjects import chunk_subject, stream_name
 from osfs.store.fsck import DEFAULT_GRACE, check, repair
 from tests.support import natspy_peer as peer
 from tests.support.aio import asyncio_test, run
+from tests.support.cli import Result, isolated_env, run_osfs
 from tests.support.data import payload
 from tests.support.natsjs import NatsJs, NatsJsSetupError
 from tests.support.store_fixtures import bucket, message_count, opened, raw, stored_messages
 
 pytestmark = pytest.mark.integration
-
-RUN_TIMEOUT = 60.0
-"""Seconds one CLI run may take."""
-
-
-@dataclass(frozen=True)
-class Result:
-    """One finished ``osfs fsck`` run."""
-
-    code: int
-    text: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.text)
-
 
 Fsck = Callable[..., Result]
 
@@ -60,21 +40,10 @@ Fsck = Callable[..., Result]
 @pytest.fixture
 def fsck(nats_url: str, tmp_path: Path) -> Fsck:
     """Run ``osfs --server URL fsck ARGS...`` in a clean environment."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NATS_")}
-    env.pop("OSFS_DEBUG", None)
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env["OSFS_DATA_DIR"] = str(tmp_path / "osfs-data")
+    env = isolated_env(tmp_path)
 
     def run_fsck(*argv: str) -> Result:
-        done = subprocess.run(
-            [sys.executable, "-m", "osfs", "--server", nats_url, "fsck", *argv],
-            capture_output=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-        result = Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+        result = run_osfs("--server", nats_url, "fsck", *argv, env=env, cwd=tmp_path)
         assert "Traceback" not in result.stderr, result.stderr
         return result
 

@@ -18,7 +18,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from osfs.core.config import ObjectStoreConfig
 from osfs.mount_helper import EXIT_MOUNT_FAILED, EXIT_USAGE, HelperError, osfs_arguments
 from osfs.store import ConnectOptions, open_connection
 from tests.support.aio import run
+from tests.support.cli import RUN_TIMEOUT, Result, run_osfs
 from tests.support.mounting import (
     clean_env,
     io_errno,
@@ -41,42 +41,13 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuse]
 
-RUN_TIMEOUT = 60.0
-"""Seconds one CLI run may take."""
-
 EXIT_TIMEOUT = 20.0
 """Seconds a mount process may take to go once unmounted."""
 
 
-@dataclass(frozen=True)
-class Result:
-    """One finished CLI run."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def one_error_line(self) -> str:
-        """The single ``osfs: error:`` line a failure prints, and nothing else on stderr."""
-        assert "Traceback" not in self.stderr, self.stderr
-        lines = self.stderr.splitlines()
-        assert len(lines) == 1, self.stderr
-        assert lines[0].startswith("osfs: error: "), self.stderr
-        return lines[0]
-
-
 def osfs(*argv: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
     """Run ``python -m osfs ARGV`` to completion (under a deadline)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "osfs", *argv],
-        capture_output=True,
-        text=True,
-        env=env if env is not None else clean_env(),
-        cwd=cwd,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
+    return run_osfs(*argv, env=env if env is not None else clean_env(), cwd=cwd)
 
 
 async def _make_bucket(url: str, bucket: str, *, sealed: bool = False) -> None:
@@ -152,14 +123,14 @@ def test_background_mount_returns_once_mounted_and_umount_ends_it(
     log = tmp_path / "background.log"
     result = osfs("--server", nats_url, "mount", bucket, str(mountpoint), "--log-file", str(log))
     assert result.code == 0, result.stderr
-    assert result.stdout.strip() == f"mounted bucket {bucket} at {mountpoint}"
+    assert result.text.strip() == f"mounted bucket {bucket} at {mountpoint}"
     assert os.path.ismount(mountpoint)  # mounted when the command returns, not later
     children = processes_with_argument(str(mountpoint))
     assert len(children) == 1, children
     assert read_file(mountpoint / "hello.txt") == b"hello\n"
     done = osfs("umount", str(mountpoint))
     assert done.code == 0, done.stderr
-    assert done.stdout.strip() == f"unmounted {mountpoint}"
+    assert done.text.strip() == f"unmounted {mountpoint}"
     assert not os.path.ismount(mountpoint)
     _wait_gone(children, "the background mount process to exit")
     text = log.read_text()
@@ -337,7 +308,7 @@ def test_with_no_server_named_the_embedded_server_is_used(
         assert os.listdir(mountpoint) == []  # a new, empty bucket
         listed = osfs("ls", env=env)
         assert listed.code == 0, listed
-        assert "demo" in listed.stdout, listed
+        assert "demo" in listed.text, listed
         children = processes_with_argument(str(mountpoint))
         assert osfs("umount", str(mountpoint), env=env).code == 0
         _wait_gone(children, "the background mount process to exit")
@@ -347,7 +318,7 @@ def test_with_no_server_named_the_embedded_server_is_used(
     finally:
         stopped = osfs("server", "--stop", env=env)
     assert stopped.code == 0, stopped.stderr
-    assert "stopped the embedded nats-server" in stopped.stdout
+    assert "stopped the embedded nats-server" in stopped.text
 
 
 # mount -t osfs ----------------------------------------------------------------------------------

@@ -18,15 +18,14 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import RUN_TIMEOUT, Result, run_osfs
 from tests.support.mounting import (
     clean_env,
     mounted,
@@ -40,9 +39,6 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuse]
 
-RUN_TIMEOUT = 60.0
-"""Seconds one CLI run may take."""
-
 NOBODY = 65534
 """uid and gid of the user ``nobody``."""
 
@@ -55,26 +51,9 @@ URL_PASSWORD = f"urlpw-{secrets.token_hex(12)}"
 TOKEN = f"tk-{secrets.token_hex(12)}"
 
 
-@dataclass(frozen=True)
-class Result:
-    """One finished CLI run."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-
 def osfs(*argv: str, env: dict[str, str] | None = None) -> Result:
     """Run ``python -m osfs ARGV`` to completion (under a deadline), with no ``NATS_*`` set."""
-    done = subprocess.run(
-        [sys.executable, "-m", "osfs", *argv],
-        capture_output=True,
-        text=True,
-        env=clean_env(env),
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
+    return run_osfs(*argv, env=clean_env(env))
 
 
 @pytest.fixture(scope="module")
@@ -154,14 +133,14 @@ def test_secrets_given_as_flags_stay_out_of_ps_and_the_log(
         "debug",
     )
     assert started.code == 0, started.stderr
-    assert secret not in started.stdout + started.stderr
+    assert secret not in started.output
     [child] = processes_with_argument(str(mountpoint))
     assert secret.encode() not in Path(f"/proc/{child}/cmdline").read_bytes()
     assert not [line for line in _every_command_line() if secret.encode() in line]
     # The child did authenticate with the moved secret: a write lands in the bucket.
     assert write_file(mountpoint / "note.txt", b"written with a secret\n") is None
     fetched = osfs(*connection, "get", bucket, "note.txt")
-    assert (fetched.code, fetched.stdout) == (0, "written with a secret\n"), fetched.stderr
+    assert (fetched.code, fetched.text) == (0, "written with a secret\n"), fetched.stderr
     assert osfs("umount", str(mountpoint)).code == 0
     wait_until(lambda: not processes_with_argument(str(mountpoint)), 20, 0.05, "the mount to end")
     text = log.read_text()
@@ -178,7 +157,7 @@ def test_a_refused_secret_is_not_printed(users_server: NatsServer, tmp_path: Pat
     result = osfs("--server", f"nats://alice:{wrong}@{host}", "mount", "any", str(mountpoint))
     assert result.code == 8, result.stderr
     assert result.stderr.startswith(f"osfs: error: NATS at nats://{host} refused")
-    assert wrong not in result.stdout + result.stderr
+    assert wrong not in result.output
     assert not os.path.ismount(mountpoint)
 
 
