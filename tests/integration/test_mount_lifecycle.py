@@ -29,6 +29,7 @@ from tests.support.aio import run
 from tests.support.cli import RUN_TIMEOUT, Result, run_osfs
 from tests.support.mounting import (
     clean_env,
+    end_background_mount,
     io_errno,
     mount_command,
     mounted,
@@ -98,18 +99,11 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def background_cleanup(tmp_path: Path) -> Iterator[list[Path]]:
-    """Mountpoints a test mounted in the background: unmounted, their processes ended, at the end.
-
-    The detached child is found by its own mountpoint (a unique temporary path) in its command
-    line, so only the test's own processes are ever signalled.
-    """
+    """Mountpoints a test mounted in the background, ended after it (``end_background_mount``)."""
     mountpoints: list[Path] = []
     yield mountpoints
     for path in mountpoints:
-        if os.path.ismount(path):
-            subprocess.run(["fusermount3", "-u", "-z", str(path)], timeout=10, check=False)
-        for pid in processes_with_argument(str(path)):
-            os.kill(pid, signal.SIGKILL)
+        end_background_mount(path)
 
 
 # Background and foreground ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ import pytest
 from tests.support.cli import RUN_TIMEOUT, Result, run_osfs
 from tests.support.mounting import (
     clean_env,
+    end_background_mount,
     mounted,
     processes_with_argument,
     read_file,
@@ -89,14 +90,11 @@ def _every_command_line() -> list[bytes]:
 
 @pytest.fixture
 def background_mounts() -> Iterator[list[Path]]:
-    """Mountpoints a test mounted in the background: detached and their processes killed."""
+    """Mountpoints a test mounted in the background, ended after it (``end_background_mount``)."""
     mountpoints: list[Path] = []
     yield mountpoints
     for path in mountpoints:
-        if os.path.ismount(path):
-            subprocess.run(["fusermount3", "-u", "-z", str(path)], timeout=10, check=False)
-        for pid in processes_with_argument(str(path)):
-            os.kill(pid, 9)
+        end_background_mount(path)
 
 
 @pytest.mark.parametrize("how", ["password flag", "URL credentials", "token flag"])

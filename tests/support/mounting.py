@@ -379,6 +379,18 @@ def _short(value: object, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+def end_background_mount(path: Path) -> None:
+    """Get rid of a background mount a test started at ``path``: detach it, kill its child.
+
+    The detached child is found by its own mountpoint (a unique temporary path) in its command
+    line, so only the test's own processes are ever signalled.
+    """
+    if os.path.ismount(path):
+        subprocess.run(["fusermount3", "-u", "-z", str(path)], timeout=10, check=False)
+    for pid in processes_with_argument(str(path)):
+        os.kill(pid, signal.SIGKILL)
+
+
 def processes_with_argument(argument: str) -> list[int]:
     """PIDs of this machine's processes whose command line has ``argument`` as one argument.
 
