@@ -36,9 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from osfs.core.digest import digest_of
-from osfs.core.meta import ObjectInfo, ObjectMeta, encode_meta
-from osfs.core.subjects import chunk_subject, meta_subject
+from osfs.core.meta import ObjectMeta
+from osfs.core.subjects import meta_subject
 from tests.support import natspy_peer as peer
 from tests.support.aio import run
 from tests.support.data import payload
@@ -53,7 +52,7 @@ from tests.support.mounting import (
     write_file,
 )
 from tests.support.store_fixtures import bucket as new_bucket
-from tests.support.store_fixtures import opened, raw
+from tests.support.store_fixtures import opened, put_raw, raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuse, pytest.mark.interop]
 
@@ -175,26 +174,9 @@ async def _publish(url: str, messages: Iterable[Message]) -> None:
             await js.publish(subject, data, headers=headers)
 
 
-async def _put_with_status_headers(url: str, bucket: str, name: str, chunks: list[bytes]) -> None:
-    """An object whose chunks were each stored with a ``Status`` header (rule 3, for chunks)."""
-    data = b"".join(chunks)
-    info = ObjectInfo(
-        name=name,
-        bucket=bucket,
-        nuid=f"STATUSCHUNKS{len(chunks)}",
-        size=len(data),
-        chunks=len(chunks),
-        digest=digest_of(data),
-        max_chunk_size=max(len(chunk) for chunk in chunks),
-    )
-    async with raw(url) as nc:
-        js = nc.jetstream()
-        for i, chunk in enumerate(chunks):
-            status = ("404", "100", "409", "204")[i % 4]
-            await js.publish(chunk_subject(bucket, info.nuid), chunk, headers={"Status": status})
-        await js.publish(
-            meta_subject(bucket, name), encode_meta(info), headers={"Nats-Rollup": "sub"}
-        )
+def _chunk_status(position: int) -> dict[str, str]:
+    """Chunks stored with a ``Status`` header each (rule 3, for chunks)."""
+    return {"Status": ("404", "100", "409", "204")[position % 4]}
 
 
 async def _create(url: str, bucket: str, objects: dict[str, bytes]) -> None:
@@ -421,7 +403,16 @@ def test_garbage_while_mounted_is_skipped_and_the_watcher_keeps_running(
         for count, data in chunked.items():
             pieces = [data[i : i + 4096] for i in range(0, len(data), 4096)]
             name = f"status/chunks-{count}.bin"
-            run(_put_with_status_headers(nats_url, bucket_name, name, pieces))
+            run(
+                put_raw(
+                    nats_url,
+                    bucket_name,
+                    name,
+                    pieces,
+                    nuid=f"STATUSCHUNKS{len(pieces)}",
+                    chunk_headers=_chunk_status,
+                )
+            )
             wait_until_path(root / name, timeout=SHOWS_WITHIN)
             assert read_file(root / name) == data, name
         _assert_skipped_once_each(mount, [subject for subject, _, _ in unreadable])

@@ -32,8 +32,8 @@ import pytest
 
 from osfs.core.config import ObjectStoreConfig, ObjectStoreStatus
 from osfs.core.digest import digest_of
-from osfs.core.meta import ObjectInfo, ObjectMeta, encode_meta
-from osfs.core.subjects import chunk_subject, meta_subject, stream_name
+from osfs.core.meta import ObjectInfo, ObjectMeta
+from osfs.core.subjects import chunk_subject, stream_name
 from osfs.store import ObjectStore
 from tests.support import natspy_peer as peer
 from tests.support.aio import run
@@ -49,7 +49,7 @@ from tests.support.mounting import (
     wait_until_path,
 )
 from tests.support.natsjs import NatsJs, NatsJsSetupError
-from tests.support.store_fixtures import opened, raw
+from tests.support.store_fixtures import opened, put_raw, raw
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuse, pytest.mark.interop]
@@ -106,26 +106,8 @@ def _unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
-async def _put_raw(url: str, bucket: str, name: str, chunks: list[bytes]) -> ObjectInfo:
-    """An object stored the way nats.go stores one from a pipe: chunks of uneven sizes."""
-    data = b"".join(chunks)
-    info = ObjectInfo(
-        name=name,
-        bucket=bucket,
-        nuid="UNEVEN" + hashlib.sha1(name.encode()).hexdigest()[:16],
-        size=len(data),
-        chunks=len(chunks),
-        digest=digest_of(data),
-        max_chunk_size=max(len(chunk) for chunk in chunks),
-    )
-    async with raw(url) as nc:
-        js = nc.jetstream()
-        for chunk in chunks:
-            await js.publish(chunk_subject(bucket, info.nuid), chunk)
-        await js.publish(
-            meta_subject(bucket, name), encode_meta(info), headers={"Nats-Rollup": "sub"}
-        )
-    return info
+def _uneven_nuid(name: str) -> str:
+    return "UNEVEN" + hashlib.sha1(name.encode()).hexdigest()[:16]
 
 
 async def _corrupt(url: str, bucket: str, nuid: str, chunks: list[bytes]) -> None:
@@ -165,9 +147,11 @@ async def _fill(tree: Tree) -> None:
     for size in sizes:
         chunks.append(data[start : start + size])
         start += size
-    await _put_raw(tree.url, tree.bucket, "uneven.bin", chunks)
+    await put_raw(tree.url, tree.bucket, "uneven.bin", chunks, nuid=_uneven_nuid("uneven.bin"))
     contents["uneven.bin"] = data
-    await _put_raw(tree.url, tree.bucket, HOSTILE_RAW, [b"raw hostile"])
+    await put_raw(
+        tree.url, tree.bucket, HOSTILE_RAW, [b"raw hostile"], nuid=_uneven_nuid(HOSTILE_RAW)
+    )
     async with opened(tree.url) as connection:
         store = await connection.manager.object_store(tree.bucket)
         for name in contents:

@@ -20,13 +20,21 @@ import pytest
 from osfs.core import errors
 from osfs.core.config import ObjectStoreConfig
 from osfs.core.digest import EMPTY_DIGEST, digest_of
-from osfs.core.meta import ObjectInfo, ObjectMeta, encode_meta
+from osfs.core.meta import ObjectMeta, encode_meta
 from osfs.core.subjects import chunk_subject, meta_subject, stream_name
 from osfs.store import ConnectOptions, open_connection
 from tests.support.aio import asyncio_test
 from tests.support.data import payload
 from tests.support.nats_server import NatsServer
-from tests.support.store_fixtures import api, bucket, message_count, opened, raw, stored_messages
+from tests.support.store_fixtures import (
+    api,
+    bucket,
+    message_count,
+    opened,
+    put_raw,
+    raw,
+    stored_messages,
+)
 from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -303,30 +311,6 @@ async def test_an_unreadable_document_can_be_deleted_and_put_over(
         assert sorted(info.name for info in await store.list()) == ["junk2"]
 
 
-async def _put_raw(
-    url: str, bucket_name: str, name: str, chunks: list[bytes], *, chunk_size: int
-) -> ObjectInfo:
-    """Store an object the way nats.go does from a pipe: chunks of uneven sizes."""
-    data = b"".join(chunks)
-    info = ObjectInfo(
-        name=name,
-        bucket=bucket_name,
-        nuid="UNEVEN" + hashlib.sha1(name.encode()).hexdigest()[:16],
-        size=len(data),
-        chunks=len(chunks),
-        digest=digest_of(data),
-        max_chunk_size=chunk_size,
-    )
-    async with raw(url) as nc:
-        js = nc.jetstream()
-        for chunk in chunks:
-            await js.publish(chunk_subject(bucket_name, info.nuid), chunk)
-        await js.publish(
-            meta_subject(bucket_name, name), encode_meta(info), headers={"Nats-Rollup": "sub"}
-        )
-    return info
-
-
 @asyncio_test
 async def test_uneven_chunks_stream_and_random_access(nats_url: str, bucket_name: str) -> None:
     sizes = [4096, 4096, 3000, 17, 4096, 1, 2500]
@@ -336,7 +320,8 @@ async def test_uneven_chunks_stream_and_random_access(nats_url: str, bucket_name
         chunks.append(data[start : start + size])
         start += size
     async with bucket(nats_url, bucket_name) as store:
-        await _put_raw(nats_url, bucket_name, "uneven", chunks, chunk_size=4096)
+        nuid = "UNEVEN" + hashlib.sha1(b"uneven").hexdigest()[:16]
+        await put_raw(nats_url, bucket_name, "uneven", chunks, nuid=nuid, max_chunk_size=4096)
         assert await store.get_bytes("uneven") == data
         info = await store.get_info("uneven")
         index = await store.chunk_index(info)

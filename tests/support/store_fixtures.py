@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,9 @@ import nats
 from nats.aio.client import Client
 
 from osfs.core.config import ObjectStoreConfig
+from osfs.core.digest import digest_of
+from osfs.core.meta import ObjectInfo, encode_meta
+from osfs.core.subjects import chunk_subject, meta_subject
 from osfs.store import Connection, ConnectOptions, ObjectStore, open_connection
 
 
@@ -51,6 +54,40 @@ async def raw(url: str) -> AsyncIterator[Client]:
         yield nc
     finally:
         await nc.close()
+
+
+async def put_raw(
+    url: str,
+    bucket: str,
+    name: str,
+    chunks: list[bytes],
+    *,
+    nuid: str,
+    max_chunk_size: int | None = None,
+    chunk_headers: Callable[[int], Mapping[str, str]] | None = None,
+) -> ObjectInfo:
+    """Store an object with plain publishes, chunk by chunk, then its meta document (a rollup),
+    as clients osfs did not write store them: nats.go from a pipe (uneven chunks), or one that
+    gives chunk ``i`` the headers ``chunk_headers(i)``."""
+    data = b"".join(chunks)
+    info = ObjectInfo(
+        name=name,
+        bucket=bucket,
+        nuid=nuid,
+        size=len(data),
+        chunks=len(chunks),
+        digest=digest_of(data),
+        max_chunk_size=max_chunk_size or max(len(chunk) for chunk in chunks),
+    )
+    async with raw(url) as nc:
+        js = nc.jetstream()
+        for i, chunk in enumerate(chunks):
+            headers = dict(chunk_headers(i)) if chunk_headers is not None else None
+            await js.publish(chunk_subject(bucket, nuid), chunk, headers=headers)
+        await js.publish(
+            meta_subject(bucket, name), encode_meta(info), headers={"Nats-Rollup": "sub"}
+        )
+    return info
 
 
 async def api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
