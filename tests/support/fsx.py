@@ -39,7 +39,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -442,120 +442,115 @@ class Worker:
 
     # Operations -----------------------------------------------------------------------------
 
-    def op_write(self) -> None:
+    def on_file(self, act: Callable[[int, int], None]) -> None:
+        """``act(slot, size)`` on a random slot, holding it, if it has a file; else make one."""
         slot = self.pick()
         with self.hold(slot):
             size = self.model.size(slot)
             if size is None:
                 self.create(slot)
-                return
-            offset, length = self.random_range(size)
-            data = self.rng.randbytes(length)
-            self.note(f"write {self.names[slot]} [{offset}, +{length}) size {size} {tag(data)}")
-            with self.descriptor(slot, "write") as fd:
-                self.write_all(fd, offset, data)
-                self.model.write(slot, offset, data)
-                if self.rng.random() < 0.3:
-                    self.check(
-                        f"read back of a write to {self.names[slot]}",
-                        os.pread(fd, length, offset) if self._readable(fd) else data,
-                        data,
-                    )
+            else:
+                act(slot, size)
+
+    def op_write(self) -> None:
+        self.on_file(self._write)
+
+    def _write(self, slot: int, size: int) -> None:
+        offset, length = self.random_range(size)
+        data = self.rng.randbytes(length)
+        self.note(f"write {self.names[slot]} [{offset}, +{length}) size {size} {tag(data)}")
+        with self.descriptor(slot, "write") as fd:
+            self.write_all(fd, offset, data)
+            self.model.write(slot, offset, data)
+            if self.rng.random() < 0.3:
+                self.check(
+                    f"read back of a write to {self.names[slot]}",
+                    os.pread(fd, length, offset) if self._readable(fd) else data,
+                    data,
+                )
 
     @staticmethod
     def _readable(fd: int) -> bool:
         return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_WRONLY
 
     def op_read(self) -> None:
-        slot = self.pick()
-        with self.hold(slot):
-            size = self.model.size(slot)
-            if size is None:
-                self.create(slot)
-                return
-            roll = self.rng.random()
-            if roll < 0.25:
-                offset, length = 0, self.config.capacity + 1
-            elif roll < 0.35:
-                offset, length = size + self.rng.randrange(0, 4096), self.random_length()
-            else:
-                offset, length = self.random_range(size)
-            self.note(f"read {self.names[slot]} [{offset}, +{length}) size {size}")
-            with self.descriptor(slot, "read") as fd:
-                got = os.pread(fd, length, offset)
-                self.check(
-                    f"pread({length}, {offset}) of {self.names[slot]}",
-                    got,
-                    self.model.read(slot, offset, length),
-                )
+        self.on_file(self._read)
+
+    def _read(self, slot: int, size: int) -> None:
+        roll = self.rng.random()
+        if roll < 0.25:
+            offset, length = 0, self.config.capacity + 1
+        elif roll < 0.35:
+            offset, length = size + self.rng.randrange(0, 4096), self.random_length()
+        else:
+            offset, length = self.random_range(size)
+        self.note(f"read {self.names[slot]} [{offset}, +{length}) size {size}")
+        with self.descriptor(slot, "read") as fd:
+            got = os.pread(fd, length, offset)
+            self.check(
+                f"pread({length}, {offset}) of {self.names[slot]}",
+                got,
+                self.model.read(slot, offset, length),
+            )
 
     def op_truncate(self) -> None:
-        slot = self.pick()
-        with self.hold(slot):
-            size = self.model.size(slot)
-            if size is None:
-                self.create(slot)
-                return
-            roll = self.rng.random()
-            if roll < 0.2:
-                new_size = 0
-            elif roll < 0.5:
-                new_size = self.random_size()
-            elif roll < 0.75:
-                new_size = self.rng.randrange(0, size + 1)
-            else:
-                new_size = self.rng.randrange(size, self.config.capacity + 1)
-            by_path = self.rng.random() < 0.4
-            how = "truncate (path)" if by_path else "ftruncate"
-            self.note(f"{how} {self.names[slot]} {size} -> {new_size}")
-            if by_path:
-                os.truncate(self.path(slot), new_size)
-            else:
-                with self.descriptor(slot, "write") as fd:
-                    os.ftruncate(fd, new_size)
-            self.model.truncate(slot, new_size)
-            self.counts[how] += 1
+        self.on_file(self._truncate)
+
+    def _truncate(self, slot: int, size: int) -> None:
+        roll = self.rng.random()
+        if roll < 0.2:
+            new_size = 0
+        elif roll < 0.5:
+            new_size = self.random_size()
+        elif roll < 0.75:
+            new_size = self.rng.randrange(0, size + 1)
+        else:
+            new_size = self.rng.randrange(size, self.config.capacity + 1)
+        by_path = self.rng.random() < 0.4
+        how = "truncate (path)" if by_path else "ftruncate"
+        self.note(f"{how} {self.names[slot]} {size} -> {new_size}")
+        if by_path:
+            os.truncate(self.path(slot), new_size)
+        else:
+            with self.descriptor(slot, "write") as fd:
+                os.ftruncate(fd, new_size)
+        self.model.truncate(slot, new_size)
+        self.counts[how] += 1
 
     def op_append(self) -> None:
-        slot = self.pick()
-        with self.hold(slot):
-            size = self.model.size(slot)
-            if size is None:
-                self.create(slot)
-                return
-            room = self.config.capacity - size
-            if room <= 0:
-                self.note(f"truncate (full) {self.names[slot]} {size} -> 0")
-                os.truncate(self.path(slot), 0)
-                self.model.truncate(slot, 0)
-                return
-            data = self.rng.randbytes(min(self.random_length(), room))
-            self.note(f"append {self.names[slot]} +{len(data)} at {size} {tag(data)}")
-            with self.descriptor(slot, "append") as fd:
-                self.write_all(fd, None, data)
-                self.model.write(slot, size, data)
-                if os.fstat(fd).st_size != size + len(data):
-                    raise Mismatch(f"fstat after an append to {self.names[slot]}")
+        self.on_file(self._append)
+
+    def _append(self, slot: int, size: int) -> None:
+        room = self.config.capacity - size
+        if room <= 0:
+            self.note(f"truncate (full) {self.names[slot]} {size} -> 0")
+            os.truncate(self.path(slot), 0)
+            self.model.truncate(slot, 0)
+            return
+        data = self.rng.randbytes(min(self.random_length(), room))
+        self.note(f"append {self.names[slot]} +{len(data)} at {size} {tag(data)}")
+        with self.descriptor(slot, "append") as fd:
+            self.write_all(fd, None, data)
+            self.model.write(slot, size, data)
+            if os.fstat(fd).st_size != size + len(data):
+                raise Mismatch(f"fstat after an append to {self.names[slot]}")
 
     def op_fsync(self) -> None:
-        slot = self.pick()
-        with self.hold(slot):
-            size = self.model.size(slot)
-            if size is None:
-                self.create(slot)
-                return
-            with self.descriptor(slot, "write") as fd:
-                if self.rng.random() < 0.6:
-                    offset, length = self.random_range(size)
-                    data = self.rng.randbytes(length)
-                    self.note(
-                        f"write {self.names[slot]} [{offset}, +{length}) before fsync {tag(data)}"
-                    )
-                    self.write_all(fd, offset, data)
-                    self.model.write(slot, offset, data)
-                datasync = self.rng.random() < 0.3
-                self.note(f"{'fdatasync' if datasync else 'fsync'} {self.names[slot]}")
-                (os.fdatasync if datasync else os.fsync)(fd)
+        self.on_file(self._fsync)
+
+    def _fsync(self, slot: int, size: int) -> None:
+        with self.descriptor(slot, "write") as fd:
+            if self.rng.random() < 0.6:
+                offset, length = self.random_range(size)
+                data = self.rng.randbytes(length)
+                self.note(
+                    f"write {self.names[slot]} [{offset}, +{length}) before fsync {tag(data)}"
+                )
+                self.write_all(fd, offset, data)
+                self.model.write(slot, offset, data)
+            datasync = self.rng.random() < 0.3
+            self.note(f"{'fdatasync' if datasync else 'fsync'} {self.names[slot]}")
+            (os.fdatasync if datasync else os.fsync)(fd)
 
     def op_reopen(self) -> None:
         """Close a kept descriptor (under its lock), open a new one and read the whole file."""
