@@ -545,6 +545,34 @@ async def test_a_close_of_the_replaced_file_during_the_rename_stores_nothing(
         assert m.at("a") is None
 
 
+async def _rename_during_a_close(
+    m: Mount,
+    flaky: FlakyStore,
+    file: OpenFile,
+    old: bytes,
+    new: bytes,
+    renaming: trio.Event,
+    uploading: trio.Event,
+) -> None:
+    """``mv old new`` in the root while another task writes ``FIRST`` into ``file`` and closes
+    it: the write arrives while the store is renaming (held by ``renaming``), and the upload
+    of the close is held by ``uploading`` until the rename is done."""
+
+    async def write_and_close() -> None:
+        await m.files.write(file, 0, b"FIRST")
+        await m.files.flush(file)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(m.ns.rename, ROOT, old, ROOT, new, no_replace=False))
+        await wait_all_tasks_blocked()
+        assert flaky.calls["rename"] == 1  # the store is renaming
+        nursery.start_soon(write_and_close)
+        await wait_all_tasks_blocked()
+        renaming.set()
+        await wait_all_tasks_blocked()
+        uploading.set()
+
+
 async def test_a_close_of_the_renamed_file_during_the_rename_stores_it_under_the_new_name(
     tmp_path: Path,
 ) -> None:
@@ -561,19 +589,7 @@ async def test_a_close_of_the_renamed_file_during_the_rename_stores_it_under_the
         await m.files.write(file, 0, b"first")
         await m.files.flush(file)  # stored: the rename has nothing to upload
 
-        async def write_and_close() -> None:
-            await m.files.write(file, 0, b"FIRST")
-            await m.files.flush(file)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(m.ns.rename, ROOT, b"a", ROOT, b"c", no_replace=False))
-            await wait_all_tasks_blocked()
-            assert flaky.calls["rename"] == 1  # the store is renaming
-            nursery.start_soon(write_and_close)
-            await wait_all_tasks_blocked()
-            renaming.set()
-            await wait_all_tasks_blocked()
-            uploading.set()
+        await _rename_during_a_close(m, flaky, file, b"a", b"c", renaming, uploading)
         assert await absent(store, "a")
         assert await stored_bytes(store, "c") == b"FIRST"
         assert file.name == "c"
@@ -601,19 +617,7 @@ async def test_a_close_below_a_directory_being_renamed_stores_under_the_new_name
         node = m.must("d/x")
         file = m.files.open(node.ino, info, m.ns.posix_of(node))
 
-        async def write_and_close() -> None:
-            await m.files.write(file, 0, b"FIRST")
-            await m.files.flush(file)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(m.ns.rename, ROOT, b"d", ROOT, b"e", no_replace=False))
-            await wait_all_tasks_blocked()
-            assert flaky.calls["rename"] == 1  # the store is renaming
-            nursery.start_soon(write_and_close)
-            await wait_all_tasks_blocked()
-            renaming.set()
-            await wait_all_tasks_blocked()
-            uploading.set()
+        await _rename_during_a_close(m, flaky, file, b"d", b"e", renaming, uploading)
         assert await absent(store, "d/x")
         assert await stored_bytes(store, "e/x") == b"FIRST"
         assert file.name == "e/x"
