@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+import nats.aio.client
 import nats.errors
 from nats.aio.client import Client
 
@@ -24,6 +25,13 @@ from osfs.store.jsapi import JetStreamApi
 from osfs.store.manager import ObjectStoreManager
 
 log = logging.getLogger(__name__)
+
+#: Bytes nats-py reads from the socket at a time, and its stream buffer's limit. Its default,
+#: 32 KiB, cuts every 128 KiB chunk into four reads and four parser passes, and pauses and
+#: resumes the socket (two epoll_ctl calls) around each; 1 MiB reads take about 15% off the
+#: CPU time of a streaming get (measured: docs/benchmarks.md). nats-py has no option for it,
+#: only this module constant, which it reads at connect and at every read.
+READ_BUFFER_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +232,7 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
     if tls is not None:
         kwargs["tls"] = tls
         logging.getLogger("asyncio").addFilter(_QUIET_TLS_EOF)  # added once however often called
+    nats.aio.client.DEFAULT_BUFFER_SIZE = READ_BUFFER_SIZE
     nc = Client()
     where = ", ".join(_without_credentials(url) for url in options.servers)
     try:

@@ -23,6 +23,7 @@ from osfs.core.digest import EMPTY_DIGEST, digest_of
 from osfs.core.meta import ObjectMeta, encode_meta
 from osfs.core.subjects import chunk_subject, meta_subject, stream_name
 from osfs.store import ConnectOptions, open_connection
+from osfs.store.connection import READ_BUFFER_SIZE
 from tests.support.aio import asyncio_test
 from tests.support.data import payload
 from tests.support.nats_server import NatsServer
@@ -407,6 +408,34 @@ async def test_gets_leave_no_consumer_behind(nats_url: str, bucket_name: str) ->
             assert await store.get_bytes("large") == payload(150_000)
         info = await api(nc, f"STREAM.INFO.{stream_name(bucket_name)}")
         assert info["state"]["consumer_count"] == 0
+
+
+@asyncio_test
+async def test_a_connection_reads_the_socket_a_mebibyte_at_a_time(
+    nats_url: str, bucket_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nats-py's own 32 KiB would cut every 128 KiB chunk into four reads and parser passes."""
+    asked: list[int] = []
+    received: list[int] = []
+    async with opened(nats_url) as connection:
+        store = await connection.manager.create_object_store(ObjectStoreConfig(bucket=bucket_name))
+        transport = connection.nc._transport
+        assert transport is not None
+        read = transport.read
+
+        async def recording(size: int) -> bytes:
+            data: bytes = await read(size)
+            asked.append(size)
+            received.append(len(data))
+            return data
+
+        monkeypatch.setattr(transport, "read", recording)
+        data = payload(4 * 1024 * 1024)
+        await store.put_bytes("big", data)
+        assert await store.get_bytes("big") == data
+        await store.aclose()
+    assert set(asked) == {READ_BUFFER_SIZE}
+    assert max(received) > 32 * 1024
 
 
 # Meta operations ------------------------------------------------------------------------------
