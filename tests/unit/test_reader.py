@@ -10,7 +10,11 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 import random
+import threading
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 import trio
@@ -19,7 +23,10 @@ from trio.testing import MockClock, wait_all_tasks_blocked
 from osfs.core import errors
 from osfs.core.cache import ChunkCache
 from osfs.core.meta import ObjectInfo, ObjectLink
+from osfs.fs import reader as reader_module
 from osfs.fs.reader import (
+    HASH_BATCH_BYTES,
+    HASH_BATCHES_QUEUED,
     RETRY_FOR,
     RETRY_PAUSES,
     ChunkReader,
@@ -445,6 +452,54 @@ async def test_a_corrupt_object_read_sequentially_fails_on_the_last_read() -> No
         assert bytes(received) == bytes(corrupt[:9000])
         with pytest.raises(errors.DigestMismatchError):  # a second pass is checked again
             await read_all(handle, 4096)
+
+
+async def test_large_passes_are_hashed_on_the_hashing_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trio's thread serves every FUSE request: it must not spend a read hashing (rule 4)."""
+    hashed_on: list[str] = []
+    hash_pieces = reader_module._hash_pieces
+
+    def recording(sha: Any, pieces: Sequence[bytes]) -> None:
+        if pieces:
+            hashed_on.append(threading.current_thread().name)
+        hash_pieces(sha, pieces)
+
+    monkeypatch.setattr(reader_module, "_hash_pieces", recording)
+    store = MemoryStore()
+    data = payload(3 * HASH_BATCH_BYTES + 1000)
+    good = await store.put("good", data, chunk_size=128 * 1024)
+    await store.put("bad", data, chunk_size=128 * 1024)
+    store.corrupt("bad", chunk=20)
+    bad = await store.get_info("bad")
+    async with open_chunk_reader(store, ChunkCache(8 * MIB)) as reader:
+        assert await read_all(await reader.open(good), 128 * 1024) == data
+        handle = await reader.open(bad)
+        with pytest.raises(errors.DigestMismatchError):
+            await read_all(handle, 128 * 1024)
+        with pytest.raises(errors.DigestMismatchError):  # remembered as corrupt
+            await handle.read(0, 10)
+    batches = [name for name in hashed_on if name.startswith("osfs-read-sha256")]
+    assert len(batches) >= 6  # three whole batches per pass
+    assert len(hashed_on) - len(batches) <= 2  # at most each pass's tail, inline
+
+
+def test_the_hashing_thread_holds_a_bounded_queue() -> None:
+    """A machine too busy to hash makes the reads wait instead of holding their bytes."""
+    gate = threading.Event()
+    reader_module._HASHER.submit(gate.wait, 10)  # the hashing thread is busy for now
+    sha = reader_module._OrderedSha256()
+    piece = bytes(HASH_BATCH_BYTES)
+    for _ in range(HASH_BATCHES_QUEUED):
+        sha.add(piece)
+    assert sha.queued == HASH_BATCHES_QUEUED
+    threading.Timer(0.2, gate.set).start()
+    sha.add(piece)  # one more: waits until the oldest batch is hashed
+    assert gate.is_set()
+    assert sha.queued <= HASH_BATCHES_QUEUED
+    whole = hashlib.sha256(piece * (HASH_BATCHES_QUEUED + 1)).digest()
+    assert sha.finish().result(timeout=10) == whole
 
 
 async def test_a_corrupt_object_read_at_random_is_not_judged() -> None:
