@@ -39,12 +39,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import nats  # noqa: E402
+import nats.aio.client  # noqa: E402
 from nats.aio.client import Client  # noqa: E402
 from nats.aio.msg import Msg  # noqa: E402
 
 from osfs.core.config import ObjectStoreConfig  # noqa: E402
 from osfs.core.meta import ObjectMeta  # noqa: E402
 from osfs.store import ConnectOptions, open_connection  # noqa: E402
+from osfs.store.connection import READ_BUFFER_SIZE  # noqa: E402
 
 Request = dict[str, Any]
 Answer = dict[str, Any]
@@ -96,6 +98,7 @@ async def _timed(work: Callable[[], Awaitable[int]], *, ops: int = 1, name: str 
 
 
 async def _raw_connect(url: str) -> Client:
+    nats.aio.client.DEFAULT_BUFFER_SIZE = READ_BUFFER_SIZE  # osfs's socket reads, as PENDING_SIZE
     nc: Client = await nats.connect(url, pending_size=PENDING_SIZE, allow_reconnect=False)
     return nc
 
