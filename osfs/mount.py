@@ -33,6 +33,7 @@ from osfs.fs.ops import OsfsOperations
 from osfs.fs.session import open_filesystem
 from osfs.fs.spool import SpoolDir, bucket_folder, dirty_names
 from osfs.store import ConnectOptions
+from osfs.store.connection import NATS_PY_READ_BUFFER_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ DEFAULT_CACHE_SIZE = 256 * 1024 * 1024
 #: runs two busy threads, trio (FUSE requests) and asyncio (NATS); with 5 ms every syscall one
 #: of them makes can cost it a 5 ms wait to get the GIL back, which dominated small requests.
 GIL_SWITCH_INTERVAL = 0.0005
+#: A mount reads the socket as nats-py does by default: the client's larger reads
+#: (``READ_BUFFER_SIZE``) made no measurable difference to its reads, which are bound by FUSE
+#: and the GIL, and raised its peak memory by about 23 MB (docs/benchmarks.md).
+MOUNT_READ_BUFFER_SIZE = NATS_PY_READ_BUFFER_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +178,9 @@ async def _serve(options: MountOptions) -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
         store = await BridgedStore.open(
-            options.connect, options.bucket, create=options.create_bucket
+            replace(options.connect, read_buffer_size=MOUNT_READ_BUFFER_SIZE),
+            options.bucket,
+            create=options.create_bucket,
         )
     except errors.OsfsError as exc:
         _report(options, f"error {type(exc).__name__}: {exc}")

@@ -28,10 +28,13 @@ log = logging.getLogger(__name__)
 
 #: Bytes nats-py reads from the socket at a time, and its stream buffer's limit. Its default,
 #: 32 KiB, cuts every 128 KiB chunk into four reads and four parser passes, and pauses and
-#: resumes the socket (two epoll_ctl calls) around each; 1 MiB reads take about 15% off the
-#: CPU time of a streaming get (measured: docs/benchmarks.md). nats-py has no option for it,
-#: only this module constant, which it reads at connect and at every read.
-READ_BUFFER_SIZE = 1024 * 1024
+#: resumes the socket (two epoll_ctl calls) around each. 256 KiB, asyncio's largest single
+#: receive, takes about 12% off the CPU time of a streaming get (measured: docs/benchmarks.md);
+#: 1 MiB did no better. nats-py has no option for it, only this module constant, which it reads
+#: at connect and at every read (so the last connection opened sets it for the process).
+READ_BUFFER_SIZE = 256 * 1024
+#: nats-py's own read size, which a mount keeps (see ``osfs.mount``).
+NATS_PY_READ_BUFFER_SIZE = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class ConnectOptions:
         name: the client name the server shows in its connection list.
         connect_timeout: seconds per connection attempt.
         request_timeout: seconds to wait for each JetStream API answer.
+        read_buffer_size: bytes read from the socket at a time (:data:`READ_BUFFER_SIZE`).
     """
 
     servers: tuple[str, ...] = ()
@@ -62,6 +66,7 @@ class ConnectOptions:
     name: str = "osfs"
     connect_timeout: float = 2.0
     request_timeout: float = 5.0
+    read_buffer_size: int = READ_BUFFER_SIZE
 
 
 class Connection:
@@ -232,7 +237,7 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
     if tls is not None:
         kwargs["tls"] = tls
         logging.getLogger("asyncio").addFilter(_QUIET_TLS_EOF)  # added once however often called
-    nats.aio.client.DEFAULT_BUFFER_SIZE = READ_BUFFER_SIZE
+    nats.aio.client.DEFAULT_BUFFER_SIZE = options.read_buffer_size
     nc = Client()
     where = ", ".join(_without_credentials(url) for url in options.servers)
     try:

@@ -23,7 +23,7 @@ from osfs.core.digest import EMPTY_DIGEST, digest_of
 from osfs.core.meta import ObjectMeta, encode_meta
 from osfs.core.subjects import chunk_subject, meta_subject, stream_name
 from osfs.store import ConnectOptions, open_connection
-from osfs.store.connection import READ_BUFFER_SIZE
+from osfs.store.connection import NATS_PY_READ_BUFFER_SIZE, READ_BUFFER_SIZE
 from tests.support.aio import asyncio_test
 from tests.support.data import payload
 from tests.support.nats_server import NatsServer
@@ -410,14 +410,19 @@ async def test_gets_leave_no_consumer_behind(nats_url: str, bucket_name: str) ->
         assert info["state"]["consumer_count"] == 0
 
 
+@pytest.mark.parametrize("read_size", [READ_BUFFER_SIZE, NATS_PY_READ_BUFFER_SIZE])
 @asyncio_test
-async def test_a_connection_reads_the_socket_a_mebibyte_at_a_time(
-    nats_url: str, bucket_name: str, monkeypatch: pytest.MonkeyPatch
+async def test_a_connection_reads_the_socket_in_pieces_of_its_read_buffer_size(
+    nats_url: str, bucket_name: str, monkeypatch: pytest.MonkeyPatch, read_size: int
 ) -> None:
-    """nats-py's own 32 KiB would cut every 128 KiB chunk into four reads and parser passes."""
+    """The default is larger than nats-py's own 32 KiB, which cuts every 128 KiB chunk into
+    four reads and parser passes; a mount asks for nats-py's (osfs.mount)."""
     asked: list[int] = []
     received: list[int] = []
-    async with opened(nats_url) as connection:
+    options = ConnectOptions(servers=(nats_url,), read_buffer_size=read_size)
+    if read_size == READ_BUFFER_SIZE:
+        options = ConnectOptions(servers=(nats_url,))  # the default
+    async with await open_connection(options) as connection:
         store = await connection.manager.create_object_store(ObjectStoreConfig(bucket=bucket_name))
         transport = connection.nc._transport
         assert transport is not None
@@ -434,8 +439,10 @@ async def test_a_connection_reads_the_socket_a_mebibyte_at_a_time(
         await store.put_bytes("big", data)
         assert await store.get_bytes("big") == data
         await store.aclose()
-    assert set(asked) == {READ_BUFFER_SIZE}
-    assert max(received) > 32 * 1024
+    assert set(asked) == {read_size}
+    assert max(received) <= read_size
+    if read_size > NATS_PY_READ_BUFFER_SIZE:
+        assert max(received) > NATS_PY_READ_BUFFER_SIZE
 
 
 # Meta operations ------------------------------------------------------------------------------
