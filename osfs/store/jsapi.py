@@ -8,7 +8,9 @@ state for them. Every method maps errors through :mod:`osfs.store.translate`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from osfs.core import errors
 from osfs.core.timefmt import parse_rfc3339_ns
@@ -79,6 +82,63 @@ def parse_header_block(raw: bytes) -> dict[str, str]:
     return headers
 
 
+class _Replies:
+    """Request and reply on one wildcard reply subscription, each request told by a counter.
+
+    What nats-py's ``request`` does, less its cost per request: a ``getrandom`` call for a
+    random token, a NUID and a timeout task (measured: 5-8% of the CPU time of a small get,
+    which is two requests). Statuses are left to the caller (:func:`reply_status`), which also
+    tells a stored message's own ``Status`` header from the server's.
+    """
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._prefix = ""
+        self._sub: Subscription | None = None
+        self._subscribing = asyncio.Lock()
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._ids = itertools.count(1)
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        within: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> Msg:
+        """Publish with a reply subject and wait for the reply.
+
+        Raises:
+            TimeoutError: no reply within ``within`` seconds.
+        """
+        if self._sub is None:
+            async with self._subscribing:
+                if self._sub is None:
+                    prefix = self._nc.new_inbox()
+                    self._sub = await self._nc.subscribe(prefix + ".*", cb=self._on_reply)
+                    self._prefix = prefix
+        token = str(next(self._ids))
+        reply: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = reply
+        try:
+            await self._nc.publish(
+                subject,
+                payload,
+                reply=f"{self._prefix}.{token}",
+                headers=dict(headers) if headers else None,
+            )
+            async with asyncio.timeout(within):
+                return await reply
+        finally:
+            del self._waiting[token]
+
+    async def _on_reply(self, msg: Msg) -> None:
+        reply = self._waiting.get(msg.subject.rpartition(".")[2])
+        if reply is not None and not reply.done():
+            reply.set_result(msg)
+
+
 class JetStreamApi:
     """Requests to ``$JS.API`` on one connection.
 
@@ -92,12 +152,15 @@ class JetStreamApi:
         self.nc = nc
         self.prefix = prefix
         self.timeout = timeout
+        self._replies = _Replies(nc)
 
     async def request(self, subject: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Send an API request; return the response body or raise its error."""
         payload = json.dumps(body).encode() if body is not None else b""
         with translated(subject.removeprefix(self.prefix + ".")):
-            msg = await self.nc.request(f"{self.prefix}.{subject}", payload, timeout=self.timeout)
+            msg = await self._replies.request(
+                f"{self.prefix}.{subject}", payload, within=self.timeout
+            )
         if reply_status(msg) == "503":
             raise errors.StoreUnavailableError("JetStream is not available (no responders)")
         try:
@@ -223,8 +286,8 @@ class JetStreamApi:
             NotFound: no message on that subject.
         """
         with translated(f"direct get {subject}"):
-            msg = await self.nc.request(
-                f"{self.prefix}.DIRECT.GET.{stream}.{subject}", b"", timeout=self.timeout
+            msg = await self._replies.request(
+                f"{self.prefix}.DIRECT.GET.{stream}.{subject}", b"", within=self.timeout
             )
         return self._direct_reply(msg, subject)
 
@@ -236,8 +299,8 @@ class JetStreamApi:
         """
         body = json.dumps({"seq": seq}).encode()
         with translated(f"direct get seq {seq}"):
-            msg = await self.nc.request(
-                f"{self.prefix}.DIRECT.GET.{stream}", body, timeout=self.timeout
+            msg = await self._replies.request(
+                f"{self.prefix}.DIRECT.GET.{stream}", body, within=self.timeout
             )
         return self._direct_reply(msg, f"seq {seq}")
 
@@ -257,8 +320,8 @@ class JetStreamApi:
     ) -> int:
         """Publish to a stream and wait for its ack; return the stored sequence."""
         with translated(f"publish {subject}"):
-            msg = await self.nc.request(
-                subject, payload, timeout=self.timeout, headers=dict(headers) if headers else None
+            msg = await self._replies.request(
+                subject, payload, within=self.timeout, headers=headers
             )
         return parse_puback(msg)
 

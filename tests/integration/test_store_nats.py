@@ -24,6 +24,7 @@ from osfs.core.meta import ObjectMeta, encode_meta
 from osfs.core.subjects import chunk_subject, meta_subject, stream_name
 from osfs.store import ConnectOptions, open_connection
 from osfs.store.connection import NATS_PY_READ_BUFFER_SIZE, READ_BUFFER_SIZE
+from osfs.store.jsapi import JetStreamApi
 from tests.support.aio import asyncio_test
 from tests.support.data import payload
 from tests.support.nats_server import NatsServer
@@ -443,6 +444,42 @@ async def test_a_connection_reads_the_socket_in_pieces_of_its_read_buffer_size(
     assert max(received) <= read_size
     if read_size > NATS_PY_READ_BUFFER_SIZE:
         assert max(received) > NATS_PY_READ_BUFFER_SIZE
+
+
+@asyncio_test
+async def test_requests_share_one_reply_subscription_and_get_their_own_replies(
+    nats_url: str, bucket_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JetStream requests do not go through nats-py's ``request`` (a random token each)."""
+    async with opened(nats_url) as connection:
+        store = await connection.manager.create_object_store(ObjectStoreConfig(bucket=bucket_name))
+        names = [f"o{i}" for i in range(20)]
+        for i, name in enumerate(names):
+            await store.put_bytes(name, payload(100 + i, seed=i))
+
+        async def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("nats-py's request was used")
+
+        monkeypatch.setattr(connection.nc, "request", refuse)
+        infos = await asyncio.gather(*(store.get_info(name) for name in names))
+        datas = await asyncio.gather(*(store.get_bytes(name) for name in names))
+        assert [info.name for info in infos] == names
+        assert datas == [payload(100 + i, seed=i) for i in range(len(names))]
+        await store.aclose()
+
+
+@asyncio_test
+async def test_a_request_nobody_answers_times_out_and_is_forgotten(nats_url: str) -> None:
+    async with raw(nats_url) as nc:
+        await nc.subscribe("silent.api.>", cb=_ignore)  # a responder that never answers
+        api = JetStreamApi(nc, prefix="silent.api", timeout=0.3)
+        with pytest.raises(errors.StoreTimeoutError):
+            await api.request("STREAM.INFO.X")
+        assert not api._replies._waiting
+
+
+async def _ignore(msg: object) -> None:
+    pass
 
 
 # Meta operations ------------------------------------------------------------------------------
