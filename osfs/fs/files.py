@@ -479,9 +479,14 @@ class Files:
     async def _retry(self) -> None:
         delay = RETRY_MIN
         while True:
+            woken = False
             with trio.move_on_after(delay):
                 await self._wake.wait()
-                await trio.sleep(RETRY_MIN)  # a failure just happened: do not hammer
+                woken = True
+            if woken:
+                # A failure just happened: do not hammer. Outside the timer's scope, or a
+                # failure just before it rings would be retried at once.
+                await trio.sleep(RETRY_MIN)
             self._wake = trio.Event()
             # Failed uploads, and dirty files nobody holds open: no close will come for them
             # (the kernel skips the flush when its own writeback failed, e.g. ENOSPC).

@@ -383,6 +383,31 @@ async def test_the_retry_task_stores_failed_files_with_backoff(
     assert gaps == pytest.approx(expected, abs=0.01)
 
 
+async def test_a_retry_waits_its_pause_even_when_the_idle_timer_is_about_to_ring(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    """The retry task also wakes every RETRY_MIN while idle; a failure just before that must
+    not be retried at once (a cluster electing a leader needs the pause)."""
+    store = MemoryStore()
+    timed = TimedStore(store)
+    timed.inject("put_path", 1, errors.StoreUnavailableError("down"))
+    async with open_files(timed, tmp_path) as harness, trio.open_nursery() as nursery:
+        files = harness.files
+        stored = trio.Event()
+        files.on_stored = lambda file, info: stored.set()
+        await nursery.start(files.run)
+        file = files.create(3, "f", NEW_ATTRS)
+        await files.write(file, 0, b"data")
+        await trio.sleep(0.9 * RETRY_MIN)  # the idle timer rings at RETRY_MIN
+        with pytest.raises(errors.StoreUnavailableError):
+            await files.flush(file)
+        failed_at = trio.current_time()
+        with trio.fail_after(1000):
+            await stored.wait()
+        nursery.cancel_scope.cancel()
+    assert timed.put_times[1] - failed_at >= RETRY_MIN - 1e-6  # (float sums)
+
+
 async def test_a_sealed_bucket_stops_the_retries_and_keeps_the_bytes(
     tmp_path: Path, autojump_clock: MockClock
 ) -> None:
