@@ -35,6 +35,13 @@ T = TypeVar("T")
 
 #: Watch entries shipped per crossing at most; a batch also ends when the stream goes quiet.
 WATCH_BATCH = 2048
+#: Seconds a watch entry waits for others to join its batch.
+WATCH_GATHER = 0.001
+#: Seconds at least between two live batches: a steady stream of changes (the echoes of the
+#: mount's own writes, one per file of a ``cp -r``) then crosses ~50 times a second instead of
+#: once per change, which took ~9% off ``cp -r`` of small files (measured: docs/benchmarks.md).
+#: A change after a quiet spell still crosses after WATCH_GATHER.
+WATCH_BATCH_GAP = 0.02
 
 
 class AsyncioThread:
@@ -238,6 +245,9 @@ class BridgedStore:
                     pending.append(entry)
                     arrived.set()
 
+            loop = asyncio.get_running_loop()
+            live = False  # the initial values are delivered: the gap applies
+            last = -math.inf
             try:
                 async with store.watch() as watcher:
                     reader = asyncio.create_task(read(aiter(watcher)))
@@ -250,11 +260,15 @@ class BridgedStore:
                             waiter.cancel()
                             arrived.clear()
                             if len(pending) < WATCH_BATCH:
-                                await asyncio.sleep(0.001)  # let a burst gather into one batch
+                                # Let a burst gather into one batch.
+                                gap = last + WATCH_BATCH_GAP - loop.time() if live else 0.0
+                                await asyncio.sleep(max(WATCH_GATHER, gap))
                             while pending:
                                 batch = tuple(pending[:WATCH_BATCH])
                                 del pending[:WATCH_BATCH]
+                                live = live or None in batch
                                 deliver(batch)
+                            last = loop.time()
                         reader.result()
                     finally:
                         reader.cancel()
