@@ -63,7 +63,6 @@ I6. ``_prefetching`` counts prefetch tasks from the moment they are spawned (syn
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from collections import deque
@@ -533,18 +532,10 @@ class _OrderedSha256:
 
 
 async def _result_of(future: Future[T]) -> T:
-    """Wait in trio for a future of the hashing thread."""
-    if not future.done():
-        token = trio.lowlevel.current_trio_token()
-        finished = trio.Event()
-
-        def wake(_: Future[T]) -> None:
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(finished.set)
-
-        future.add_done_callback(wake)
-        await finished.wait()
-    return future.result()
+    """Wait in trio for a future of the hashing thread (at most once per pass: a thread hop)."""
+    if future.done():
+        return future.result()
+    return await trio.to_thread.run_sync(future.result)
 
 
 class _DigestPass:

@@ -352,6 +352,17 @@ class TimedStore(FlakyStore):
         return await super().put_path(meta, path)
 
 
+@asynccontextmanager
+async def retrying_files(store: Store, tmp_path: Path) -> AsyncIterator[tuple[Files, trio.Event]]:
+    """Files with its retry task running, and an event set by the first file stored."""
+    async with open_files(store, tmp_path) as harness, trio.open_nursery() as nursery:
+        stored = trio.Event()
+        harness.files.on_stored = lambda file, info: stored.set()
+        await nursery.start(harness.files.run)
+        yield harness.files, stored
+        nursery.cancel_scope.cancel()
+
+
 async def test_the_retry_task_stores_failed_files_with_backoff(
     tmp_path: Path, autojump_clock: MockClock
 ) -> None:
@@ -360,18 +371,13 @@ async def test_the_retry_task_stores_failed_files_with_backoff(
     failures = 7
     for n in range(1, failures + 1):
         timed.inject("put_path", n, errors.StoreUnavailableError("down"))
-    async with open_files(timed, tmp_path) as harness, trio.open_nursery() as nursery:
-        files = harness.files
-        stored = trio.Event()
-        files.on_stored = lambda file, info: stored.set()
-        await nursery.start(files.run)
+    async with retrying_files(timed, tmp_path) as (files, stored):
         file = files.create(3, "f", NEW_ATTRS)
         await files.write(file, 0, b"data")
         with pytest.raises(errors.StoreUnavailableError):
             await files.flush(file)
         with trio.fail_after(1000):
             await stored.wait()
-        nursery.cancel_scope.cancel()
     assert await stored_bytes(store, "f") == b"data"
     assert "dirty" not in flags(file)
     times = timed.put_times
@@ -391,11 +397,7 @@ async def test_a_retry_waits_its_pause_even_when_the_idle_timer_is_about_to_ring
     store = MemoryStore()
     timed = TimedStore(store)
     timed.inject("put_path", 1, errors.StoreUnavailableError("down"))
-    async with open_files(timed, tmp_path) as harness, trio.open_nursery() as nursery:
-        files = harness.files
-        stored = trio.Event()
-        files.on_stored = lambda file, info: stored.set()
-        await nursery.start(files.run)
+    async with retrying_files(timed, tmp_path) as (files, stored):
         file = files.create(3, "f", NEW_ATTRS)
         await files.write(file, 0, b"data")
         await trio.sleep(0.9 * RETRY_MIN)  # the idle timer rings at RETRY_MIN
@@ -404,7 +406,6 @@ async def test_a_retry_waits_its_pause_even_when_the_idle_timer_is_about_to_ring
         failed_at = trio.current_time()
         with trio.fail_after(1000):
             await stored.wait()
-        nursery.cancel_scope.cancel()
     assert timed.put_times[1] - failed_at >= RETRY_MIN - 1e-6  # (float sums)
 
 
@@ -437,18 +438,13 @@ async def test_a_dirty_file_released_without_a_flush_is_stored_by_the_retry_task
     """The kernel closes without a flush when its own writeback failed (a full spool disk):
     nobody will close the file again, so the retry task stores it."""
     store = MemoryStore()
-    async with open_files(store, tmp_path) as harness, trio.open_nursery() as nursery:
-        files = harness.files
-        stored = trio.Event()
-        files.on_stored = lambda file, info: stored.set()
-        await nursery.start(files.run)
+    async with retrying_files(store, tmp_path) as (files, stored):
         file = files.create(3, "f", NEW_ATTRS)
         await files.write(file, 0, b"data")
         files.release(file)  # no flush
         assert "failed" not in flags(file)
         with trio.fail_after(5 * RETRY_MIN):
             await stored.wait()
-        nursery.cancel_scope.cancel()
     assert await stored_bytes(store, "f") == b"data"
     assert "dirty" not in flags(file)
 
