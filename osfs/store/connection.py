@@ -249,6 +249,9 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
                 f"NATS at {where} refused the credentials"
             ) from attempts.refusal
         last = attempts.last
+        missing = None if last is None else _missing_certificate(options, tls, last)
+        if missing is not None:
+            raise errors.TlsHandshakeError(f"cannot connect to NATS at {where}: {missing}") from exc
         reason = f": {describe_error(last)}" if last is not None else ""
         kind = errors.TlsHandshakeError if isinstance(last, ssl.SSLError) else None
         raise (kind or errors.StoreUnavailableError)(
@@ -257,6 +260,9 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
     except (nats.errors.Error, OSError, TimeoutError, ssl.SSLError) as exc:
         if _is_refusal(exc):
             raise errors.AuthorizationError(f"NATS at {where} refused the credentials") from exc
+        missing = _missing_certificate(options, tls, exc)
+        if missing is not None:
+            raise errors.TlsHandshakeError(f"cannot connect to NATS at {where}: {missing}") from exc
         kind = errors.TlsHandshakeError if isinstance(exc, ssl.SSLError) else None
         raise (kind or errors.StoreUnavailableError)(
             f"cannot connect to NATS at {where}: {describe_error(exc)}"
@@ -264,6 +270,26 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
     if reconnect:
         nc.options["max_reconnect_attempts"] = -1  # from now on, reconnect for ever
     return Connection(nc, options)
+
+
+def _missing_certificate(
+    options: ConnectOptions, tls: ssl.SSLContext | None, exc: BaseException
+) -> str | None:
+    """Why a TLS connection without a client certificate failed, if for want of one.
+
+    A server that requires one sends the "certificate required" alert, but nats-py often shows
+    only the lost connection (reset or broken pipe, whichever the client was doing).
+    """
+    if tls is None or options.tls_cert is not None:
+        return None
+    if isinstance(exc, ssl.SSLError) and "CERTIFICATE_REQUIRED" in (exc.reason or ""):
+        return "the server requires a client certificate, and none was given"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return (
+            "the server closed the connection after the TLS handshake: it may require a "
+            "client certificate, and none was given"
+        )
+    return None
 
 
 def _without_credentials(url: str) -> str:

@@ -8,9 +8,10 @@ right exit status and one ``osfs: error:`` line that never shows the secret, and
 
 Exit statuses: a server refusing the credentials is 8 (auth). A TLS failure is 5 (unavailable):
 with the wrong CA osfs cannot trust the server, and a mutual-TLS server that gets no client
-certificate ends the connection after the handshake, which nats-py reports to a one-shot command
-only as a lost connection (the "certificate required" alert is not seen). A credentials, nkey or
-TLS file osfs cannot use is 2 (usage), and the error names the file.
+certificate ends the connection after the handshake, which nats-py reports as the "certificate
+required" alert or only as a lost connection: either way osfs says that the server wants a
+client certificate. A credentials, nkey or TLS file osfs cannot use is 2 (usage), and the error
+names the file.
 
 Rules: the conftest's, and
 1. Every run goes through ``python -m osfs`` with a clean environment: no ``NATS_*`` variables
@@ -232,12 +233,12 @@ def _methods(m: Material) -> dict[str, Method]:
                     code=EXIT_UNAVAILABLE,
                     says=not_trusted,
                 ),
-                # Only "connection lost" reaches a one-shot command (see the module docstring).
+                # The alert, or only a lost connection (see the module docstring).
                 Refusal(
                     "no client certificate",
                     ("--tlsca", str(tls.ca)),
                     code=EXIT_UNAVAILABLE,
-                    says="cannot connect to NATS",
+                    says="client certificate, and none was given",
                 ),
             ),
             secrets=(m.client_key_secret,),
