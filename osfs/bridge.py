@@ -39,7 +39,7 @@ WATCH_BATCH = 2048
 WATCH_GATHER = 0.001
 #: Seconds at least between two live batches: a steady stream of changes (the echoes of the
 #: mount's own writes, one per file of a ``cp -r``) then crosses ~50 times a second instead of
-#: once per change, which took ~9% off ``cp -r`` of small files (measured: docs/benchmarks.md).
+#: once per change, which took ~7% off ``cp -r`` of small files (measured: docs/benchmarks.md).
 #: A change after a quiet spell still crosses after WATCH_GATHER.
 WATCH_BATCH_GAP = 0.02
 

@@ -26,9 +26,10 @@ Rules:
    0 to the end, the SHA-256 of the bytes it returned is compared with ``info.digest``; on a
    mismatch the read that completes the pass raises ``DigestMismatchError`` (the adapter answers
    EIO and logs). The hashing runs on a worker thread of its own, in batches of
-   :data:`HASH_BATCH_BYTES`, not on trio's thread, which serves every FUSE request: hashlib
-   releases the GIL, so it runs beside the reads (measured: inline hashing took about 30% off
-   a cold sequential read). A pass smaller than one batch is hashed inline at its end.
+   :data:`HASH_BATCH_BYTES`, not on trio's thread, which serves every FUSE request: there every
+   ``update`` gave up the GIL and waited to get it back, and the check cost a cold 1 GiB read
+   1.6 s of the daemon's 5.0 s of CPU time (docs/benchmarks.md). A pass smaller than one batch
+   is hashed inline at its end.
    A pass may restart at offset 0; a jump or a failed read ends it unverified.
    A version that failed is remembered as corrupt: its cached chunks are dropped and every
    later open or read of it raises ``DigestMismatchError`` too (the kernel retries a failed

@@ -13,6 +13,7 @@ import io
 import json
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -411,18 +412,25 @@ async def test_gets_leave_no_consumer_behind(nats_url: str, bucket_name: str) ->
         assert info["state"]["consumer_count"] == 0
 
 
-@pytest.mark.parametrize("read_size", [READ_BUFFER_SIZE, NATS_PY_READ_BUFFER_SIZE])
+@pytest.mark.parametrize(
+    ("chosen", "read_size"),
+    [(None, READ_BUFFER_SIZE), (NATS_PY_READ_BUFFER_SIZE, NATS_PY_READ_BUFFER_SIZE)],
+)
 @asyncio_test
 async def test_a_connection_reads_the_socket_in_pieces_of_its_read_buffer_size(
-    nats_url: str, bucket_name: str, monkeypatch: pytest.MonkeyPatch, read_size: int
+    nats_url: str,
+    bucket_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    chosen: int | None,
+    read_size: int,
 ) -> None:
     """The default is larger than nats-py's own 32 KiB, which cuts every 128 KiB chunk into
     four reads and parser passes; a mount asks for nats-py's (osfs.mount)."""
     asked: list[int] = []
     received: list[int] = []
-    options = ConnectOptions(servers=(nats_url,), read_buffer_size=read_size)
-    if read_size == READ_BUFFER_SIZE:
-        options = ConnectOptions(servers=(nats_url,))  # the default
+    options = ConnectOptions(servers=(nats_url,))
+    if chosen is not None:
+        options = replace(options, read_buffer_size=chosen)
     async with await open_connection(options) as connection:
         store = await connection.manager.create_object_store(ObjectStoreConfig(bucket=bucket_name))
         transport = connection.nc._transport
