@@ -169,7 +169,7 @@ class Mount:
     """A foreground ``osfs mount -f`` child of this script (so that its PID is known).
 
     ``cache_dir``: the mount's ``--cache-dir`` (where written files are spooled), if not the
-    default.
+    default. ``cpus``: run the daemon under ``taskset -c cpus`` (``--daemon-cpus``), if set.
     """
 
     url: str
@@ -178,6 +178,7 @@ class Mount:
     cache_size: str
     log: Path
     cache_dir: Path | None = None
+    cpus: str = ""
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, probe: str, limit: float = 60.0) -> float:
@@ -187,6 +188,7 @@ class Mount:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [
+                    *pinned(self.cpus),
                     str(OSFS),
                     "--server",
                     self.url,
@@ -233,6 +235,11 @@ class Mount:
         self.proc = None
 
 
+def pinned(cpus: str) -> list[str]:
+    """The command prefix that runs a daemon on ``cpus`` only (none when empty)."""
+    return ["taskset", "-c", cpus] if cpus else []
+
+
 @contextlib.contextmanager
 def mounted(mount: Mount, probe: str) -> Iterator[Mount]:
     mount.start(probe)
@@ -263,6 +270,7 @@ class Settings:
     repeat: int
     cache_size: str
     verbose: bool
+    daemon_cpus: str = ""
 
 
 @dataclass
@@ -300,7 +308,14 @@ def bench_large(
     if not put.get("ok"):
         res.fail("putting the large object", put.get("error"))
         return
-    mount = Mount(url, "big", work / "mnt-big", settings.cache_size, work / "mount-big.log")
+    mount = Mount(
+        url,
+        "big",
+        work / "mnt-big",
+        settings.cache_size,
+        work / "mount-big.log",
+        cpus=settings.daemon_cpus,
+    )
     mounts.append(mount)
     gets: list[float] = []
     colds: list[float] = []
@@ -376,7 +391,14 @@ def bench_random(
     )
     if not direct.get("ok"):
         res.fail("client Direct Gets", direct.get("error"))
-    mount = Mount(url, "rnd", work / "mnt-rnd", settings.cache_size, work / "mount-rnd.log")
+    mount = Mount(
+        url,
+        "rnd",
+        work / "mnt-rnd",
+        settings.cache_size,
+        work / "mount-rnd.log",
+        cpus=settings.daemon_cpus,
+    )
     mounts.append(mount)
     preads: list[float] = []
     changes: Json = {}
@@ -460,6 +482,7 @@ def bench_many(url: str, work: Path, settings: Settings, res: Results) -> None:
             res.fail("client walk", walk.get("error", f"{walk.get('ops')} objects"))
         ready, code, err = timed_run(
             [
+                *pinned(settings.daemon_cpus),
                 str(OSFS),
                 "--server",
                 url,
@@ -662,6 +685,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reads", type=int, default=500, help="random preads (default 500)")
     parser.add_argument("--repeat", type=int, help="repeats of the reads and walks (default 2)")
     parser.add_argument("--cache-size", default="256MiB", help="the mount's --cache-size")
+    parser.add_argument(
+        "--daemon-cpus", default="", help="run the mount daemons under taskset -c LIST (e.g. 1)"
+    )
     parser.add_argument("--json", type=Path, help="write every figure and verdict here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
     return parser.parse_args(argv)
@@ -678,6 +704,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
         repeat=args.repeat or (1 if quick else 2),
         cache_size=args.cache_size,
         verbose=args.verbose,
+        daemon_cpus=args.daemon_cpus,
     )
 
 

@@ -101,6 +101,7 @@ class Settings:
     repeat: int
     cache_size: str
     verbose: bool
+    daemon_cpus: str = ""
 
 
 # Helpers ------------------------------------------------------------------------------------
@@ -158,6 +159,7 @@ def fresh_mount(
         settings.cache_size,
         work / f"mount-{bucket}.log",
         cache_dir=work / "spool",
+        cpus=settings.daemon_cpus,
     )
     mounts.append(mount)
     return mount
@@ -530,6 +532,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, help="repeats of every step (default 3)")
     parser.add_argument("--cache-size", default="256MiB", help="the mount's --cache-size")
+    parser.add_argument(
+        "--daemon-cpus", default="", help="run the mount daemons under taskset -c LIST (e.g. 1)"
+    )
     parser.add_argument("--json", type=Path, help="write every figure and verdict here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
     return parser.parse_args(argv)
@@ -545,6 +550,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
         repeat=args.repeat or (1 if quick else 3),
         cache_size=args.cache_size,
         verbose=args.verbose,
+        daemon_cpus=args.daemon_cpus,
     )
 
 
