@@ -4,7 +4,7 @@ Usage::
 
     python scripts/bench_mount.py [--quick] [--size 1G] [--random-size 256M] [--objects 100000]
                                   [--changes 100] [--reads 500] [--repeat N]
-                                  [--cache-size 256MiB] [--json out.json] [-v]
+                                  [--cache-size 256MiB] [--daemon-cpus LIST] [--json out.json] [-v]
 
 It starts its own nats-server (``scripts/bench_store.py``'s: file storage in a temporary
 directory, 127.0.0.1, a port the server picks) and mounts buckets on mountpoints in that
