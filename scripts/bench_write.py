@@ -3,7 +3,8 @@
 Usage::
 
     python scripts/bench_write.py [--quick] [--size 1G] [--small 1000] [--tree 5000] [--dirs 5]
-                                  [--repeat 3] [--cache-size 256MiB] [--daemon-cpus LIST] [--json out.json] [-v]
+                                  [--repeat 3] [--cache-size 256MiB] [--daemon-cpus LIST]
+                                  [--json out.json] [-v]
 
 The write side's counterpart of ``scripts/bench_mount.py``, on its helpers: its own nats-server
 (``scripts/bench_store.py``'s), foreground mounts (``osfs mount -f``, children of this script,
