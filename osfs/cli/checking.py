@@ -17,6 +17,7 @@ from typing import Any
 from osfs.cli.failures import EXIT_CORRUPT, EXIT_OK
 from osfs.cli.output import plural
 from osfs.cli.session import Session, session_command
+from osfs.core.subjects import decode_name_token
 from osfs.store.fsck import Report, check, repair
 
 
@@ -44,7 +45,10 @@ def _as_dict(report: Report) -> dict[str, Any]:
         "purged_messages": report.purged,
         "damaged": [{"name": d.name, "problem": d.problem} for d in findings.damaged],
         "corrupt": [{"name": d.name, "problem": d.problem} for d in report.corrupt],
-        "unreadable_documents": findings.unreadable,
+        "unreadable_documents": len(findings.unreadable),
+        "unreadable": [
+            {"subject": subject, "name": name_in(subject)} for subject in findings.unreadable
+        ],
         "hidden": [{"name": name, "reason": reason} for name, reason in findings.hidden],
         "problems": report.problems,
     }
@@ -65,9 +69,16 @@ def _as_text(report: Report, *, repaired: bool) -> str:
     )
     lines.extend(f"  damaged {d.name!r}: {d.problem}" for d in findings.damaged)
     lines.extend(f"  corrupt {c.name!r}: {c.problem}" for c in report.corrupt)
-    if findings.unreadable:
-        lines.append(f"  {plural(findings.unreadable, 'meta document')} could not be read")
+    for subject in findings.unreadable:
+        name = name_in(subject)
+        what = f"of {name!r}" if name is not None else "(its name cannot be decoded)"
+        lines.append(f"  unreadable meta document {what} on {subject}")
     lines.extend(f"  hidden by the mount: {n!r} ({reason})" for n, reason in findings.hidden)
     problems = report.problems
     lines.append("no problems" if not problems else f"{plural(problems, 'problem')} left")
     return "\n".join(lines)
+
+
+def name_in(subject: str) -> str | None:
+    """The object name a meta subject encodes, None if osfs cannot decode it."""
+    return decode_name_token(subject.rpartition(".")[2])

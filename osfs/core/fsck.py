@@ -10,7 +10,8 @@ Rules:
    document says (chunks lost or never written), or when it is a link to an object of this
    bucket that does not exist.
 3. Names the mount cannot show (``osfs.core.names``) are listed, not counted as damage.
-4. Meta subjects whose document could not be decoded show as a count (the decoder logged each).
+4. Meta documents that could not be decoded are listed by subject (the watch skipped and logged
+   each), so that somebody can look at them; their names, if any, are in the subjects.
 Pure: no I/O.
 """
 
@@ -40,32 +41,32 @@ class Findings:
         orphans: nuid -> chunk messages, for chunk subjects no live object names.
         damaged: damaged live objects.
         hidden: ``(name, reason)`` of live names the mount hides.
-        unreadable: meta documents that could not be decoded.
+        unreadable: the meta subjects whose document could not be decoded.
     """
 
     objects: int
     orphans: Mapping[str, int]
     damaged: tuple[Damaged, ...]
     hidden: tuple[tuple[str, str], ...]
-    unreadable: int
+    unreadable: tuple[str, ...]
 
 
 def classify(
     infos: Sequence[ObjectInfo],
     chunk_counts: Mapping[str, int],
-    meta_subjects: int,
     *,
     bucket: str,
+    unreadable: Sequence[str] = (),
 ) -> Findings:
     """Classify a bucket.
 
     Args:
         infos: the latest document of every name (delete markers included).
         chunk_counts: nuid -> messages on its chunk subject.
-        meta_subjects: how many meta subjects the stream holds.
         bucket: the bucket checked. A link points into it when its target bucket is this one;
             a document's own ``bucket`` field cannot tell (nats.js links carry the *target*
             bucket there, wire.md §9).
+        unreadable: the meta subjects whose document could not be decoded.
     """
     live = [info for info in infos if not info.deleted]
     live_names = {info.name for info in live}
@@ -92,5 +93,5 @@ def classify(
         orphans=orphans,
         damaged=tuple(damaged),
         hidden=tuple(hidden),
-        unreadable=max(meta_subjects - len(infos), 0),
+        unreadable=tuple(unreadable),
     )

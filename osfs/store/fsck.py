@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 
 from osfs.core import errors
 from osfs.core.fsck import Damaged, Findings, classify
-from osfs.core.subjects import all_chunks_subject, all_meta_subject, chunk_prefix
+from osfs.core.meta import ObjectInfo
+from osfs.core.subjects import all_chunks_subject, chunk_prefix
 from osfs.store.bucket import ObjectStore
 from osfs.store.jsapi import NotFound
 
@@ -61,7 +62,7 @@ class Report:
         """Damaged, corrupt or unreadable objects, and orphans not purged."""
         findings = self.findings
         left = 0 if self.repaired else len(self.orphans)
-        return len(findings.damaged) + len(self.corrupt) + findings.unreadable + left
+        return len(findings.damaged) + len(self.corrupt) + len(findings.unreadable) + left
 
 
 async def check(
@@ -76,10 +77,13 @@ async def check(
     Raises:
         StoreUnavailableError, BucketNotFoundError, ...
     """
-    try:
-        infos = await store.list(show_deleted=True)
-    except errors.NoObjectsFoundError:
-        infos = []
+    infos: list[ObjectInfo] = []
+    async with store.watch() as watcher:  # the latest document of every name, deletes too
+        async for entry in watcher:
+            if entry is None:
+                break
+            infos.append(entry)
+        unreadable = tuple(watcher.unreadable)
     api, stream = store.api, store.stream
     prefix = chunk_prefix(store.bucket)
     chunk_counts = {
@@ -88,8 +92,7 @@ async def check(
             await api.subject_counts(stream, all_chunks_subject(store.bucket))
         ).items()
     }
-    meta_subjects = len(await api.subject_counts(stream, all_meta_subject(store.bucket)))
-    findings = classify(infos, chunk_counts, meta_subjects, bucket=store.bucket)
+    findings = classify(infos, chunk_counts, bucket=store.bucket, unreadable=unreadable)
     old: list[Orphan] = []
     recent: list[Orphan] = []
     now = time.time_ns()

@@ -51,6 +51,9 @@ class ObjectWatcher:
         self._initial_done = updates_only
         self._marker_due = False
         self._iterator: AsyncIterator[ObjectInfo | None] | None = None
+        #: The subjects of the initial values skipped as unreadable (for ``osfs fsck``; later
+        #: ones are only logged, so a long watch never grows this).
+        self.unreadable: list[str] = []
 
     async def __aenter__(self) -> ObjectWatcher:
         await self.start()
@@ -95,6 +98,8 @@ class ObjectWatcher:
                     revision=delivered.info.stream_seq,
                 )
             except errors.BadObjectMetaError as exc:
+                if not self._initial_done:
+                    self.unreadable.append(delivered.subject)
                 log.warning(
                     "bucket %s: skipping unreadable meta document on %s (seq %d): %s",
                     self._bucket,

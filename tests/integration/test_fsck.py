@@ -307,23 +307,31 @@ def test_a_corrupt_chunk_is_found_only_by_verify(
 # Unreadable: a garbage document ----------------------------------------------------------------
 
 
-def test_a_garbage_document_is_counted_unreadable(
+def test_a_garbage_document_is_named_unreadable(
     fsck: Fsck, nats_url: str, bucket_name: str
 ) -> None:
     run(_put(nats_url, bucket_name, "fine", b"fine"))
+    garbage = peer.meta_subject(bucket_name, "garbage")
 
-    async def garbage() -> None:
+    nameless = f"$O.{bucket_name}.M.not-base64!"
+
+    async def publish_garbage() -> None:
         async with raw(nats_url) as nc:
-            await nc.jetstream().publish(peer.meta_subject(bucket_name, "garbage"), b"{not json")
+            await nc.jetstream().publish(garbage, b"{not json")
+            await nc.jetstream().publish(nameless, b"")
 
-    run(garbage())
+    run(publish_garbage())
     result = fsck(bucket_name)
     assert result.code == 7, (result.text, result.stderr)
     lines = result.text.splitlines()
     assert lines[0] == f"bucket {bucket_name}: 1 object checked"
-    assert "  1 meta document could not be read" in lines
-    assert lines[-1] == "1 problem left"
-    assert fsck(bucket_name, "--json").json()["unreadable_documents"] == 1
+    assert f"  unreadable meta document of 'garbage' on {garbage}" in lines
+    assert f"  unreadable meta document (its name cannot be decoded) on {nameless}" in lines
+    assert lines[-1] == "2 problems left"
+    doc = fsck(bucket_name, "--json").json()
+    assert doc["unreadable_documents"] == 2
+    named = {entry["subject"]: entry["name"] for entry in doc["unreadable"]}
+    assert named == {garbage: "garbage", nameless: None}
 
 
 # Hidden: a name the mount cannot show ----------------------------------------------------------
@@ -387,6 +395,7 @@ def test_json_carries_the_same_facts_as_the_text(
         "damaged",
         "corrupt",
         "unreadable_documents",
+        "unreadable",
         "hidden",
         "problems",
     }
@@ -401,13 +410,15 @@ def test_json_carries_the_same_facts_as_the_text(
     assert doc["damaged"] == [{"name": "lost", "problem": f"1 of 2 chunks stored (nuid {lost})"}]
     assert doc["corrupt"] == []
     assert doc["unreadable_documents"] == 1
+    junk = peer.meta_subject(bucket_name, "junk")
+    assert doc["unreadable"] == [{"subject": junk, "name": "junk"}]
     assert doc["hidden"] == [{"name": "../up", "reason": "'.' or '..' path component"}]
     assert doc["problems"] == 3
     # The same facts, as text.
     lines = text.text.splitlines()
     assert f"  chunks of nuid {orphan}: 2 messages, orphan (--repair purges it)" in lines
     assert f"  damaged 'lost': 1 of 2 chunks stored (nuid {lost})" in lines
-    assert "  1 meta document could not be read" in lines
+    assert f"  unreadable meta document of 'junk' on {junk}" in lines
     assert "  hidden by the mount: '../up' ('.' or '..' path component)" in lines
     assert lines[-1] == "3 problems left"
 

@@ -39,17 +39,17 @@ def link(name: str, nuid: str, target: str, *, bucket: str = BUCKET) -> ObjectIn
 
 def test_a_clean_bucket_has_no_findings() -> None:
     infos = [obj("a", "N1", 2), obj("b", "N2", 1), obj("empty", "N3", 0)]
-    findings = classify(infos, {"N1": 2, "N2": 1}, meta_subjects=3, bucket=BUCKET)
+    findings = classify(infos, {"N1": 2, "N2": 1}, bucket=BUCKET)
     assert findings.objects == 3
     assert findings.orphans == {}
     assert findings.damaged == ()
     assert findings.hidden == ()
-    assert findings.unreadable == 0
+    assert findings.unreadable == ()
 
 
 def test_chunks_no_document_names_are_orphans() -> None:
     # An interrupted put: chunks on a fresh nuid, no meta document at all.
-    findings = classify([obj("a", "N1", 1)], {"N1": 1, "PUT": 3}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([obj("a", "N1", 1)], {"N1": 1, "PUT": 3}, bucket=BUCKET)
     assert findings.orphans == {"PUT": 3}
     assert findings.damaged == ()
 
@@ -57,7 +57,7 @@ def test_chunks_no_document_names_are_orphans() -> None:
 def test_chunks_of_a_deleted_object_are_orphans() -> None:
     # A delete that died before its purge: the marker still names the old nuid.
     infos = [obj("gone", "OLD", 2, deleted=True), obj("kept", "N1", 1)]
-    findings = classify(infos, {"OLD": 2, "N1": 1}, meta_subjects=2, bucket=BUCKET)
+    findings = classify(infos, {"OLD": 2, "N1": 1}, bucket=BUCKET)
     assert findings.orphans == {"OLD": 2}
     assert findings.objects == 1  # the delete marker is not a live object
     assert findings.damaged == ()  # and is not damaged for having chunks
@@ -66,7 +66,7 @@ def test_chunks_of_a_deleted_object_are_orphans() -> None:
 def test_chunks_on_a_links_nuid_are_orphans() -> None:
     # nats.go gives a link a nuid of its own; no reader ever reads chunks from it.
     infos = [obj("target", "T", 1), link("ln", "L", "target")]
-    findings = classify(infos, {"T": 1, "L": 4}, meta_subjects=2, bucket=BUCKET)
+    findings = classify(infos, {"T": 1, "L": 4}, bucket=BUCKET)
     assert findings.orphans == {"L": 4}
     assert findings.damaged == ()
     assert findings.objects == 2  # links are live objects
@@ -74,18 +74,18 @@ def test_chunks_on_a_links_nuid_are_orphans() -> None:
 
 def test_chunks_of_an_overwritten_version_are_orphans() -> None:
     # Only the latest document of a name is passed; the previous version's nuid is unnamed.
-    findings = classify([obj("a", "NEW", 1)], {"OLD": 2, "NEW": 1}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([obj("a", "NEW", 1)], {"OLD": 2, "NEW": 1}, bucket=BUCKET)
     assert findings.orphans == {"OLD": 2}
 
 
 def test_a_subject_with_no_messages_is_not_an_orphan() -> None:
-    findings = classify([], {"EMPTY": 0}, meta_subjects=0, bucket=BUCKET)
+    findings = classify([], {"EMPTY": 0}, bucket=BUCKET)
     assert findings.orphans == {}
 
 
 def test_two_objects_sharing_a_nuid_both_own_it() -> None:
     infos = [obj("a", "N", 2), obj("b", "N", 2)]
-    findings = classify(infos, {"N": 2}, meta_subjects=2, bucket=BUCKET)
+    findings = classify(infos, {"N": 2}, bucket=BUCKET)
     assert findings.orphans == {}
     assert findings.damaged == ()
 
@@ -94,49 +94,47 @@ def test_two_objects_sharing_a_nuid_both_own_it() -> None:
 
 
 def test_missing_chunks_are_damage_with_counts_and_nuid() -> None:
-    findings = classify([obj("a", "N1", 3)], {"N1": 2}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([obj("a", "N1", 3)], {"N1": 2}, bucket=BUCKET)
     assert findings.damaged == (Damaged("a", "2 of 3 chunks stored (nuid N1)"),)
     assert findings.orphans == {}
 
 
 def test_extra_chunks_are_damage() -> None:
-    findings = classify([obj("a", "N1", 1)], {"N1": 2}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([obj("a", "N1", 1)], {"N1": 2}, bucket=BUCKET)
     assert findings.damaged == (Damaged("a", "2 of 1 chunks stored (nuid N1)"),)
     assert findings.orphans == {}  # the subject is owned: damage, not an orphan
 
 
 def test_no_chunks_at_all_is_damage() -> None:
-    findings = classify([obj("a", "N1", 4)], {}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([obj("a", "N1", 4)], {}, bucket=BUCKET)
     assert findings.damaged == (Damaged("a", "0 of 4 chunks stored (nuid N1)"),)
 
 
 def test_an_object_without_a_nuid_but_with_chunks_is_damaged() -> None:
-    findings = classify([obj("a", "", 1)], {}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([obj("a", "", 1)], {}, bucket=BUCKET)
     [damaged] = findings.damaged
     assert (damaged.name, damaged.problem.split(" (")[0]) == ("a", "0 of 1 chunks stored")
 
 
 def test_an_empty_object_needs_no_chunks() -> None:
-    findings = classify(
-        [obj("empty", "N1", 0), obj("nonuid", "", 0)], {}, meta_subjects=2, bucket=BUCKET
-    )
+    findings = classify([obj("empty", "N1", 0), obj("nonuid", "", 0)], {}, bucket=BUCKET)
     assert findings.damaged == ()
 
 
 def test_a_link_to_a_missing_object_of_this_bucket_is_damaged() -> None:
-    findings = classify([link("ln", "L", "nowhere")], {}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([link("ln", "L", "nowhere")], {}, bucket=BUCKET)
     assert findings.damaged == (Damaged("ln", "link to missing object 'nowhere'"),)
 
 
 def test_a_link_to_a_deleted_object_is_damaged() -> None:
     infos = [obj("t", "T", 1, deleted=True), link("ln", "L", "t")]
-    findings = classify(infos, {}, meta_subjects=2, bucket=BUCKET)
+    findings = classify(infos, {}, bucket=BUCKET)
     assert findings.damaged == (Damaged("ln", "link to missing object 't'"),)
 
 
 def test_a_link_to_a_live_object_is_fine_and_needs_no_chunks() -> None:
     infos = [obj("t", "T", 1), link("ln", "L", "t")]
-    findings = classify(infos, {"T": 1}, meta_subjects=2, bucket=BUCKET)
+    findings = classify(infos, {"T": 1}, bucket=BUCKET)
     assert findings.damaged == ()
 
 
@@ -144,13 +142,13 @@ def test_a_nats_js_link_to_another_bucket_is_not_checked() -> None:
     # nats.js writes the *target* bucket into the link document's own "bucket" field
     # (wire.md §9): the document says "other", and so does its link.
     js_link = ObjectInfo(name="ln", bucket="other", link=ObjectLink("other", "nowhere"))
-    findings = classify([js_link], {}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([js_link], {}, bucket=BUCKET)
     assert findings.damaged == ()
 
 
 def test_a_link_into_the_checked_bucket_is_checked_whatever_its_document_says() -> None:
     odd = ObjectInfo(name="ln", bucket="other", nuid="L", link=ObjectLink(BUCKET, "nowhere"))
-    findings = classify([odd], {}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([odd], {}, bucket=BUCKET)
     assert findings.damaged == (Damaged("ln", "link to missing object 'nowhere'"),)
 
 
@@ -160,7 +158,7 @@ def test_cross_bucket_and_bucket_links_are_not_checked() -> None:
         link("whole", "L2", "", bucket="elsewhere"),
         link("self", "L3", ""),  # a link to this whole bucket
     ]
-    findings = classify(infos, {}, meta_subjects=3, bucket=BUCKET)
+    findings = classify(infos, {}, bucket=BUCKET)
     assert findings.damaged == ()
     assert findings.objects == 3
 
@@ -181,7 +179,7 @@ LONG = "x" * (MAX_COMPONENT_BYTES + 45)  # 300 bytes: over NAME_MAX
 )
 def test_hidden_names_are_listed_not_damage(name: str, reason: str) -> None:
     infos = [obj(name, "H", 1), obj("plain", "P", 1)]
-    findings = classify(infos, {"H": 1, "P": 1}, meta_subjects=2, bucket=BUCKET)
+    findings = classify(infos, {"H": 1, "P": 1}, bucket=BUCKET)
     assert findings.hidden == ((name, reason),)
     assert findings.damaged == ()
     assert findings.orphans == {}  # a hidden object still owns its chunks
@@ -189,19 +187,19 @@ def test_hidden_names_are_listed_not_damage(name: str, reason: str) -> None:
 
 
 def test_a_deleted_hidden_name_is_not_listed() -> None:
-    findings = classify([obj("a//b", "H", 0, deleted=True)], {}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([obj("a//b", "H", 0, deleted=True)], {}, bucket=BUCKET)
     assert findings.hidden == ()
 
 
 def test_a_hidden_damaged_object_is_both() -> None:
-    findings = classify([obj("a//b", "H", 2)], {"H": 1}, meta_subjects=1, bucket=BUCKET)
+    findings = classify([obj("a//b", "H", 2)], {"H": 1}, bucket=BUCKET)
     assert findings.hidden == (("a//b", REASON_EMPTY_COMPONENT),)
     assert findings.damaged == (Damaged("a//b", "1 of 2 chunks stored (nuid H)"),)
 
 
 def test_a_hidden_link_is_listed() -> None:
     infos = [obj("t", "T", 1), link("../ln", "L", "t")]
-    findings = classify(infos, {"T": 1}, meta_subjects=2, bucket=BUCKET)
+    findings = classify(infos, {"T": 1}, bucket=BUCKET)
     assert findings.hidden == (("../ln", REASON_DOT),)
     assert findings.damaged == ()
 
@@ -209,25 +207,18 @@ def test_a_hidden_link_is_listed() -> None:
 # Rule 4: unreadable documents ------------------------------------------------------------------
 
 
-def test_unreadable_is_meta_subjects_minus_documents() -> None:
+def test_unreadable_documents_are_listed_by_subject() -> None:
     infos = [obj("a", "N1", 1), obj("gone", "N2", 0, deleted=True)]
-    # Delete markers are documents too: 4 subjects, 2 decoded -> 2 unreadable.
-    findings = classify(infos, {"N1": 1}, meta_subjects=4, bucket=BUCKET)
-    assert findings.unreadable == 2
-
-
-def test_unreadable_is_never_negative() -> None:
-    # A document written between the count and the listing can make the count smaller.
-    findings = classify(
-        [obj("a", "N1", 1), obj("b", "N2", 1)], {"N1": 1, "N2": 1}, 1, bucket=BUCKET
-    )
-    assert findings.unreadable == 0
-    assert classify([], {}, 0, bucket=BUCKET).unreadable == 0
+    garbage = ("$O.b.M.Z2FyYmFnZQ==", "$O.b.M.not-a-token")
+    findings = classify(infos, {"N1": 1}, bucket=BUCKET, unreadable=garbage)
+    assert findings.unreadable == garbage
+    assert findings.objects == 1
+    assert classify(infos, {"N1": 1}, bucket=BUCKET).unreadable == ()
 
 
 def test_only_garbage_documents() -> None:
-    findings = classify([], {"X": 2}, meta_subjects=3, bucket=BUCKET)
-    assert findings.unreadable == 3
+    findings = classify([], {"X": 2}, bucket=BUCKET, unreadable=("$O.b.M.eA==",) * 3)
+    assert len(findings.unreadable) == 3
     assert findings.objects == 0
     assert findings.orphans == {"X": 2}
 
@@ -260,7 +251,7 @@ def test_every_chunk_subject_is_owned_or_orphan_never_both(
             infos.append(obj(name, nuid, chunks, deleted=kind == "deleted"))
     owned = {i.nuid for i in infos if not i.deleted and i.link is None}
 
-    findings = classify(infos, counts, meta_subjects=len(infos), bucket=BUCKET)
+    findings = classify(infos, counts, bucket=BUCKET)
 
     assert set(findings.orphans) <= set(counts)
     for nuid, messages in counts.items():
@@ -274,4 +265,4 @@ def test_every_chunk_subject_is_owned_or_orphan_never_both(
     for info in live:
         if info.link is None:
             assert (info.name in damaged) == (counts.get(info.nuid, 0) != info.chunks)
-    assert findings.unreadable == 0
+    assert findings.unreadable == ()
