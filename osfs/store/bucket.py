@@ -107,11 +107,10 @@ class ObjectStore:
         return self._stream
 
     async def aclose(self) -> None:
-        """Release the reply subscriptions used for reads and publish acks; stop the sweeps
+        """Release the reply subscription used for publish acks; stop the sweeps
         of abandoned puts (what they did not purge, ``osfs fsck --repair`` does)."""
         for sweep in list(self._sweeps):
             sweep.cancel()
-        await self._fetcher.aclose()
         await self._acks.aclose()
 
     def _new_nuid(self) -> str:

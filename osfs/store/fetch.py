@@ -21,11 +21,9 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 from osfs.core import errors
 from osfs.core.chunks import ChunkIndex, uniform_last_size
@@ -49,13 +47,6 @@ IN_FLIGHT = 4
 CONSUMER_THRESHOLD = 64
 
 
-@dataclass
-class _Batch:
-    msgs: list[StoredMsg] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    error: errors.OsfsError | None = None
-
-
 class ChunkFetcher:
     """Fetches the chunks of one bucket's objects.
 
@@ -68,67 +59,38 @@ class ChunkFetcher:
         self._api = api
         self._bucket = bucket
         self._stream = stream_name(bucket)
-        self._prefix = ""
-        self._sub: Subscription | None = None
-        self._batches: dict[str, _Batch] = {}
-        self._next_id = 0
         self._indexes: LRUCache[str, ChunkIndex] = LRUCache(maxsize=256)
-
-    async def aclose(self) -> None:
-        """Drop the reply subscription."""
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
 
     # Batches --------------------------------------------------------------------------------
 
-    async def _ensure_sub(self) -> None:
-        if self._sub is None:
-            self._prefix = self._api.nc.new_inbox()
-            with translated("batch direct get"):
-                self._sub = await self._api.nc.subscribe(self._prefix + ".*", cb=self._on_reply)
-
-    async def _on_reply(self, msg: Msg) -> None:
-        batch = self._batches.get(msg.subject.rpartition(".")[2])
-        if batch is None:
-            return
-        status = reply_status(msg)  # a stored message's own "Status" header is not one
-        if status in ("204", "404"):
-            batch.done.set()
-        elif status == "503":
-            # No replica answered (a stream between leaders, say): the store is unavailable,
-            # as for every other request. (nats-py puts the next header line in this reply's
-            # Description, so it is not shown.)
-            batch.error = errors.StoreUnavailableError("JetStream is not available (no responders)")
-            batch.done.set()
-        elif status:
-            description = (msg.headers or {}).get("Description", "")
-            batch.error = errors.ApiError(int(status), 0, f"batch direct get: {description}")
-            batch.done.set()
-        else:
-            batch.msgs.append(stored_from_direct(msg))
-
     async def batch(self, seq: int, subject: str, count: int) -> list[StoredMsg]:
         """Up to ``count`` messages on ``subject`` from sequence ``seq`` on, in order."""
-        await self._ensure_sub()
-        self._next_id += 1
-        request_id = str(self._next_id)
-        batch = self._batches[request_id] = _Batch()
-        body = json.dumps({"seq": seq, "next_by_subj": subject, "batch": count}).encode()
-        try:
-            with translated("batch direct get"):
-                await self._api.nc.publish(
-                    f"{self._api.prefix}.DIRECT.GET.{self._stream}",
-                    body,
-                    reply=f"{self._prefix}.{request_id}",
+        msgs: list[StoredMsg] = []
+        failures: list[errors.OsfsError] = []
+
+        def take(msg: Msg) -> bool:
+            status = reply_status(msg)  # a stored message's own "Status" header is not one
+            if not status:
+                msgs.append(stored_from_direct(msg))
+                return False
+            if status == "503":
+                # No replica answered (a stream between leaders, say): the store is
+                # unavailable, as for every other request. (nats-py puts the next header line
+                # in this reply's Description, so it is not shown.)
+                failures.append(
+                    errors.StoreUnavailableError("JetStream is not available (no responders)")
                 )
-                await asyncio.wait_for(batch.done.wait(), self._api.timeout)
-        finally:
-            del self._batches[request_id]
-        if batch.error is not None:
-            raise batch.error
-        return batch.msgs
+            elif status not in ("204", "404"):  # those two end a batch
+                description = (msg.headers or {}).get("Description", "")
+                failures.append(errors.ApiError(int(status), 0, f"batch direct get: {description}"))
+            return True
+
+        body = json.dumps({"seq": seq, "next_by_subj": subject, "batch": count}).encode()
+        with translated("batch direct get"):
+            await self._api.collect(f"{self._api.prefix}.DIRECT.GET.{self._stream}", body, take)
+        if failures:
+            raise failures[0]
+        return msgs
 
     # Whole objects --------------------------------------------------------------------------
 

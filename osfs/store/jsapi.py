@@ -12,9 +12,9 @@ import asyncio
 import base64
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -25,6 +25,8 @@ from osfs.core.timefmt import parse_rfc3339_ns
 from osfs.store.translate import NO_MESSAGE_FOUND, api_error, translated
 
 ROLLUP_HEADERS = {"Nats-Rollup": "sub"}
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +85,13 @@ def parse_header_block(raw: bytes) -> dict[str, str]:
 
 
 class _Replies:
-    """Request and reply on one wildcard reply subscription, each request told by a counter.
+    """Requests on one wildcard reply subscription, each told by a counter.
 
     What nats-py's ``request`` does, less its cost per request: a ``getrandom`` call for a
     random token, a NUID and a timeout task (measured: about 5% of the CPU time of a small get,
-    which is two requests). Statuses are left to the caller (:func:`reply_status`), which also
-    tells a stored message's own ``Status`` header from the server's.
+    which is two requests). A request may also take several replies (a batch Direct Get).
+    Statuses are left to the caller (:func:`reply_status`), which also tells a stored message's
+    own ``Status`` header from the server's.
     """
 
     def __init__(self, nc: Client) -> None:
@@ -96,7 +99,7 @@ class _Replies:
         self._prefix = ""
         self._sub: Subscription | None = None
         self._subscribing = asyncio.Lock()
-        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._waiting: dict[str, Callable[[Msg], None]] = {}
         self._ids = itertools.count(1)
 
     async def request(
@@ -112,6 +115,39 @@ class _Replies:
         Raises:
             TimeoutError: no reply within ``within`` seconds.
         """
+        reply: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+
+        def answer(msg: Msg) -> None:
+            if not reply.done():
+                reply.set_result(msg)
+
+        return await self._exchange(subject, payload, answer, reply, within, headers)
+
+    async def collect(
+        self, subject: str, payload: bytes, take: Callable[[Msg], bool], *, within: float
+    ) -> None:
+        """Publish with a reply subject and hand every reply to ``take`` until it returns True.
+
+        Raises:
+            TimeoutError: the last reply did not come within ``within`` seconds.
+        """
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def answer(msg: Msg) -> None:
+            if not finished.done() and take(msg):
+                finished.set_result(None)
+
+        await self._exchange(subject, payload, answer, finished, within, None)
+
+    async def _exchange(
+        self,
+        subject: str,
+        payload: bytes,
+        answer: Callable[[Msg], None],
+        finished: asyncio.Future[T],
+        within: float,
+        headers: Mapping[str, str] | None,
+    ) -> T:
         if self._sub is None:
             async with self._subscribing:
                 if self._sub is None:
@@ -119,8 +155,7 @@ class _Replies:
                     self._sub = await self._nc.subscribe(prefix + ".*", cb=self._on_reply)
                     self._prefix = prefix
         token = str(next(self._ids))
-        reply: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
-        self._waiting[token] = reply
+        self._waiting[token] = answer
         try:
             await self._nc.publish(
                 subject,
@@ -129,14 +164,14 @@ class _Replies:
                 headers=dict(headers) if headers else None,
             )
             async with asyncio.timeout(within):
-                return await reply
+                return await finished
         finally:
             del self._waiting[token]
 
     async def _on_reply(self, msg: Msg) -> None:
-        reply = self._waiting.get(msg.subject.rpartition(".")[2])
-        if reply is not None and not reply.done():
-            reply.set_result(msg)
+        answer = self._waiting.get(msg.subject.rpartition(".")[2])
+        if answer is not None:
+            answer(msg)
 
 
 class JetStreamApi:
@@ -170,6 +205,11 @@ class JetStreamApi:
         if "error" in response:
             raise api_error(response["error"])
         return response
+
+    async def collect(self, subject: str, payload: bytes, take: Callable[[Msg], bool]) -> None:
+        """Publish ``payload`` to ``subject`` and hand every reply to ``take`` until it returns
+        True (the last one), within the API timeout. Errors are the caller's to translate."""
+        await self._replies.collect(subject, payload, take, within=self.timeout)
 
     # Streams --------------------------------------------------------------------------------
 
