@@ -1,8 +1,9 @@
 """``osfs mount``: the composition root that wires store, watcher, reader and FUSE together.
 
 Order of start: check the mountpoint -> connect and bind the bucket (across the bridge) -> load
-the watcher's snapshot into the inode table -> mount (pyfuse3.init) -> tell the waiting parent
-or systemd we are ready -> serve. Order of stop (SIGTERM, SIGINT, ``osfs umount`` or
+the watcher's snapshot into the inode table -> mount (pyfuse3.init) -> serve; once the kernel
+has its answer to FUSE's INIT, set its readahead and tell the waiting parent or systemd we are
+ready. Order of stop (SIGTERM, SIGINT, ``osfs umount`` or
 ``fusermount3 -u``): leave pyfuse3.main -> unmount -> stop the watcher -> close the connection.
 
 Background mode (the default) re-runs the same command in the foreground as a detached child
@@ -28,6 +29,7 @@ import trio
 from osfs.bridge import BridgedStore
 from osfs.core import errors
 from osfs.core.posix import MountDefaults
+from osfs.fs.kernel_readahead import DEFAULT_KERNEL_READAHEAD, set_kernel_readahead
 from osfs.fs.notify import sd_notify
 from osfs.fs.ops import OsfsOperations
 from osfs.fs.session import open_filesystem
@@ -65,6 +67,7 @@ class MountOptions:
         defaults: mode, uid and gid for objects that carry none.
         cache_size: bytes of chunk cache.
         cache_dir: where spool files of written files wait for their upload (local disk).
+        kernel_readahead: bytes the kernel reads ahead of a file read in order (root only).
         foreground: serve in this process instead of a detached child.
         ready_fd: (internal) the pipe to report readiness to the parent on.
         systemd: send sd_notify READY/STOPPING.
@@ -80,6 +83,7 @@ class MountOptions:
     fuse_options: tuple[str, ...] = ()
     cache_size: int = DEFAULT_CACHE_SIZE
     cache_dir: Path = Path(".cache/osfs")
+    kernel_readahead: int = DEFAULT_KERNEL_READAHEAD
     foreground: bool = False
     ready_fd: int | None = None
     systemd: bool = False
@@ -234,7 +238,7 @@ async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) ->
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals)
-            _report(options, "ready")
+            nursery.start_soon(_ready_once_serving, options)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
         clean = True
@@ -243,6 +247,27 @@ async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) ->
             sd_notify("STOPPING=1")
         pyfuse3.close(unmount=clean)
         log.info("unmounted %s", options.mountpoint)
+
+
+async def _ready_once_serving(options: MountOptions) -> None:
+    """Report ready once the kernel has had FUSE's INIT answered, then set its readahead."""
+    await trio.to_thread.run_sync(_apply_kernel_readahead, options)
+    _report(options, "ready")
+
+
+def _apply_kernel_readahead(options: MountOptions) -> None:
+    """Ask the kernel for larger reads (``osfs.fs.kernel_readahead``); a user cannot: say so.
+
+    Blocking (it stats the mountpoint, which waits until the mount serves): run in a thread.
+    """
+    try:
+        set_kernel_readahead(options.mountpoint, options.kernel_readahead)
+    except PermissionError:
+        log.info("kernel readahead left at its default: only root can set it")
+    except OSError as exc:
+        log.warning("kernel readahead left at its default: %s", exc)
+    else:
+        log.debug("kernel readahead set to %d KiB", options.kernel_readahead // 1024)
 
 
 async def _stop_on_signals() -> None:

@@ -19,6 +19,7 @@ Options (comma-separated, as mount(8) passes them):
 ``uid=``, ``gid=``            ``--uid``, ``--gid``
 ``cache_size=``               ``--cache-size`` (``256MiB``, ...)
 ``cache_dir=``                ``--cache-dir`` (where files being written wait)
+``readahead=``                ``--readahead`` (``4MiB``, ...: the kernel's readahead)
 ``log_file=``, ``log_level=``  ``--log-file``, ``--log-level``
 ``nosuid``, ``noatime``, ...  kernel mount flags, passed on to FUSE (``-o``)
 ============================  ================================================================
@@ -80,6 +81,7 @@ MOUNT_FLAGS = {
     "gid": "--gid",
     "cache_size": "--cache-size",
     "cache_dir": "--cache-dir",
+    "readahead": "--readahead",
     "log_file": "--log-file",
     "log_level": "--log-level",
 }

@@ -118,6 +118,7 @@ def mount_options(
         defaults=mount_defaults(args),
         cache_size=args.cache_size,
         cache_dir=cache_dir_of(args, os.environ),
+        kernel_readahead=args.readahead,
         foreground=args.foreground,
         ready_fd=args.ready_fd,
         systemd=args.systemd,

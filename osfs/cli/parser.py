@@ -39,6 +39,7 @@ from osfs.cli.values import (
     parse_key_value,
     parse_mode,
     parse_positive_size,
+    parse_readahead,
     parse_replicas,
     parse_size,
 )
@@ -413,6 +414,14 @@ def _add_mount_commands(commands: _Commands) -> None:
         default="256MiB",
         metavar="SIZE",
         help="memory for cached file data (default: 256MiB)",
+    )
+    mount.add_argument(
+        "--readahead",
+        type=parse_readahead,
+        default="4MiB",
+        metavar="SIZE",
+        help="how far the kernel reads ahead of a file read in order; larger means fewer, "
+        "larger requests (default: 4MiB; only root can set it, others get the kernel's 128KiB)",
     )
     mount.add_argument(
         "--cache-dir",

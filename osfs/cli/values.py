@@ -91,6 +91,23 @@ def parse_positive_size(text: str) -> int:
     return size
 
 
+#: The largest ``--readahead`` taken: more only holds pages nobody may read.
+MAX_READAHEAD = 1024**3
+
+
+def parse_readahead(text: str) -> int:
+    """A :func:`parse_size` for the kernel's readahead: whole KiB (its unit), 0 to 1GiB.
+
+    0 turns the kernel's readahead off: each read asks for just its own bytes.
+    """
+    size = parse_size(text)
+    if size % 1024 or not 0 <= size <= MAX_READAHEAD:
+        raise argparse.ArgumentTypeError(
+            f"invalid readahead {text!r}: use whole KiB from 0 to 1GiB, e.g. 512KiB or 4MiB"
+        )
+    return size
+
+
 def parse_key_value(text: str) -> tuple[str, str]:
     """``"KEY=VALUE"`` -> ``("KEY", "VALUE")``; the value may be empty or contain ``=``.
 

@@ -280,6 +280,23 @@ def test_file_and_dir_modes_and_owner_options(nats_url: str, bucket: str, mountp
         assert (directory.st_mode, directory.st_uid) == (stat.S_IFDIR | 0o700, 123)
 
 
+def _kernel_readahead_kib(path: Path) -> int:
+    device = os.stat(path).st_dev
+    bdi = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    return int(bdi.read_text())
+
+
+def test_the_kernel_is_asked_for_large_reads(nats_url: str, bucket: str, mountpoint: Path) -> None:
+    # Default: 4 MiB of kernel readahead (128 KiB without osfs's setting) and a 1 MiB st_blksize,
+    # the size cp and cat take for their buffers (FUSE's largest request).
+    with mounted(nats_url, bucket, mountpoint):
+        assert _kernel_readahead_kib(mountpoint) == 4096
+        assert os.stat(mountpoint / "hello.txt").st_blksize == 1024 * 1024
+        assert read_file(mountpoint / "hello.txt") == b"hello\n"
+    with mounted(nats_url, bucket, mountpoint, "--readahead", "512KiB"):
+        assert _kernel_readahead_kib(mountpoint) == 512
+
+
 # The embedded server ----------------------------------------------------------------------------
 
 
@@ -325,7 +342,7 @@ def test_mount_helper_translates_mount_options() -> None:
         [
             "rw,server=nats://10.0.0.5:4222|nats://10.0.0.6:4222,_netdev,allow_other",
             "creds=/etc/osfs/photos.creds,context=ops,ro,file_mode=0640,dir_mode=0750",
-            "uid=1000,gid=100,cache_size=1GiB,cache_dir=/var/cache/osfs",
+            "uid=1000,gid=100,cache_size=1GiB,cache_dir=/var/cache/osfs,readahead=8MiB",
             "log_file=/var/log/osfs.log,nosuid,noatime",
             "nofail,noauto,user,users,defaults,auto,x-systemd.automount,comment=hi,server=n3",
         ],
@@ -357,6 +374,8 @@ def test_mount_helper_translates_mount_options() -> None:
         "1GiB",
         "--cache-dir",
         "/var/cache/osfs",
+        "--readahead",
+        "8MiB",
         "--log-file",
         "/var/log/osfs.log",
         "-o",

@@ -82,6 +82,19 @@ def test_bad_sizes(text: str) -> None:
         values.parse_size(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "size"), [("0", 0), ("512KiB", 512 * 1024), ("4M", 4 * 1024**2), ("1GiB", 1024**3)]
+)
+def test_readahead_is_whole_kib_up_to_one_gib(text: str, size: int) -> None:
+    assert values.parse_readahead(text) == size
+
+
+@pytest.mark.parametrize("text", ["1000", "1.5K", "2GiB", "-4K", "lots"])
+def test_bad_readahead(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid"):
+        values.parse_readahead(text)
+
+
 def test_chunk_size_must_be_positive() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="at least 1 byte"):
         values.parse_positive_size("0")
