@@ -250,7 +250,7 @@ async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) ->
 
 
 async def _ready_once_serving(options: MountOptions) -> None:
-    """Report ready once the kernel has had FUSE's INIT answered, then set its readahead."""
+    """Once the kernel has had FUSE's INIT answered, set its readahead; then report ready."""
     await trio.to_thread.run_sync(_apply_kernel_readahead, options)
     _report(options, "ready")
 
