@@ -248,28 +248,34 @@ async def open_connection(options: ConnectOptions, *, reconnect: bool = True) ->
             raise errors.AuthorizationError(
                 f"NATS at {where} refused the credentials"
             ) from attempts.refusal
-        last = attempts.last
-        missing = None if last is None else _missing_certificate(options, tls, last)
-        if missing is not None:
-            raise errors.TlsHandshakeError(f"cannot connect to NATS at {where}: {missing}") from exc
-        reason = f": {describe_error(last)}" if last is not None else ""
-        kind = errors.TlsHandshakeError if isinstance(last, ssl.SSLError) else None
-        raise (kind or errors.StoreUnavailableError)(
-            f"cannot connect to NATS at {where}{reason}"
-        ) from exc
+        raise _unreachable(options, tls, where, attempts.last) from exc
     except (nats.errors.Error, OSError, TimeoutError, ssl.SSLError) as exc:
         if _is_refusal(exc):
             raise errors.AuthorizationError(f"NATS at {where} refused the credentials") from exc
-        missing = _missing_certificate(options, tls, exc)
-        if missing is not None:
-            raise errors.TlsHandshakeError(f"cannot connect to NATS at {where}: {missing}") from exc
-        kind = errors.TlsHandshakeError if isinstance(exc, ssl.SSLError) else None
-        raise (kind or errors.StoreUnavailableError)(
-            f"cannot connect to NATS at {where}: {describe_error(exc)}"
-        ) from exc
+        raise _unreachable(options, tls, where, exc) from exc
     if reconnect:
         nc.options["max_reconnect_attempts"] = -1  # from now on, reconnect for ever
     return Connection(nc, options)
+
+
+def _unreachable(
+    options: ConnectOptions, tls: ssl.SSLContext | None, where: str, cause: BaseException | None
+) -> errors.StoreUnavailableError:
+    """The error for a connect that failed because of ``cause`` (None: no reason is known).
+
+    A TLS failure is a :class:`TlsHandshakeError`, whose hint names the TLS options.
+    """
+    if cause is None:
+        return errors.StoreUnavailableError(f"cannot connect to NATS at {where}")
+    reason = _missing_certificate(options, tls, cause)
+    if reason is not None:
+        return errors.TlsHandshakeError(f"cannot connect to NATS at {where}: {reason}")
+    kind = (
+        errors.TlsHandshakeError
+        if isinstance(cause, ssl.SSLError)
+        else errors.StoreUnavailableError
+    )
+    return kind(f"cannot connect to NATS at {where}: {describe_error(cause)}")
 
 
 def _missing_certificate(

@@ -31,7 +31,8 @@ import re
 import stat
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -320,6 +321,24 @@ def _expect_odd(mount: MountedProcess) -> None:
     )
 
 
+@contextmanager
+def _mounted_amid_garbage(url: str, bucket: str, base: Path) -> Iterator[MountedProcess]:
+    """Mount ``bucket`` at ``base/bucket`` expecting the garbage's log lines; when the body is
+    done, the mount must still be up and must have created nothing outside it, nor at the
+    absolute paths hostile names aim at."""
+    escapes = {path for path in _ESCAPES if path.exists()}
+    mountpoint = base / bucket
+    with mounted(url, bucket, mountpoint) as mount:
+        _expect_skips(mount)
+        _expect_hidden(mount)
+        _expect_odd(mount)
+        before = _outside(base, [mountpoint])
+        yield mount
+        _alive(mount)
+        assert _outside(base, [mountpoint]) == before
+    assert {path for path in _ESCAPES if path.exists()} == escapes
+
+
 # Tests ------------------------------------------------------------------------------------------
 
 
@@ -334,13 +353,7 @@ def test_garbage_before_mounting_is_skipped_and_the_mount_comes_up(
     unreadable = _unreadable(bucket_name, "before")
     published_ns = time.time_ns()
     run(_publish(nats_url, [*_odd(bucket_name), *_hostile(bucket_name), *unreadable]))
-    escapes = {path for path in _ESCAPES if path.exists()}
-    mountpoint = tmp_path / bucket_name
-    with mounted(nats_url, bucket_name, mountpoint) as mount:
-        _expect_skips(mount)
-        _expect_hidden(mount)
-        _expect_odd(mount)
-        before = _outside(tmp_path, [mountpoint])
+    with _mounted_amid_garbage(nats_url, bucket_name, tmp_path) as mount:
         _assert_skipped_once_each(mount, [subject for subject, _, _ in unreadable])
         _assert_hidden_logged(mount)
         root = mount.path
@@ -351,9 +364,6 @@ def test_garbage_before_mounting_is_skipped_and_the_mount_comes_up(
         assert len(entries) == 2 + 1 + len(ODD)  # two dirs, one good file, the odd files
         _later_puts_show(mount, nats_url, bucket_name, "before")
         _walk_everything(root)
-        _alive(mount)
-        assert _outside(tmp_path, [mountpoint]) == before
-    assert {path for path in _ESCAPES if path.exists()} == escapes
 
 
 def test_garbage_while_mounted_is_skipped_and_the_watcher_keeps_running(
@@ -365,13 +375,7 @@ def test_garbage_while_mounted_is_skipped_and_the_watcher_keeps_running(
     first = meta_subject(bucket_name, "only/garbage")
     run(_create(nats_url, bucket_name, {}))
     run(_publish(nats_url, [(first, b"{not json", {"Status": "503"})]))
-    escapes = {path for path in _ESCAPES if path.exists()}
-    mountpoint = tmp_path / bucket_name
-    with mounted(nats_url, bucket_name, mountpoint) as mount:
-        _expect_skips(mount)
-        _expect_hidden(mount)
-        _expect_odd(mount)
-        before = _outside(tmp_path, [mountpoint])
+    with _mounted_amid_garbage(nats_url, bucket_name, tmp_path) as mount:
         _assert_skipped_once_each(mount, [first])
         root = mount.path
         assert os.listdir(root) == []
@@ -425,9 +429,6 @@ def test_garbage_while_mounted_is_skipped_and_the_watcher_keeps_running(
         assert sorted(os.listdir(root)) == ["after", "odd", "status"]
         entries = _walk_everything(root)
         assert len(entries) == 3 + len(ODD) + len(STATUSES) + 2 + 2
-        _alive(mount)
-        assert _outside(tmp_path, [mountpoint]) == before
-    assert {path for path in _ESCAPES if path.exists()} == escapes
 
 
 @pytest.fixture

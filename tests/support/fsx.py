@@ -382,6 +382,15 @@ class Worker:
         """The whole file through ``fd`` (one ``pread`` past the end)."""
         return os.pread(fd, self.config.capacity + 1, 0)
 
+    def write_random(self, fd: int, slot: int, size: int, how: str) -> None:
+        """Write random bytes at a :meth:`random_range` of ``slot``'s file of ``size`` bytes
+        through ``fd``, noted (``how`` says why) and mirrored in the model."""
+        offset, length = self.random_range(size)
+        data = self.rng.randbytes(length)
+        self.note(f"write {self.names[slot]} [{offset}, +{length}) {how} {tag(data)}")
+        self.write_all(fd, offset, data)
+        self.model.write(slot, offset, data)
+
     def write_all(self, fd: int, offset: int | None, data: bytes) -> None:
         """``pwrite`` (or ``write`` when ``offset`` is None); a short count is a surprise."""
         done = os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)
@@ -541,13 +550,7 @@ class Worker:
     def _fsync(self, slot: int, size: int) -> None:
         with self.descriptor(slot, "write") as fd:
             if self.rng.random() < 0.6:
-                offset, length = self.random_range(size)
-                data = self.rng.randbytes(length)
-                self.note(
-                    f"write {self.names[slot]} [{offset}, +{length}) before fsync {tag(data)}"
-                )
-                self.write_all(fd, offset, data)
-                self.model.write(slot, offset, data)
+                self.write_random(fd, slot, size, "before fsync")
             datasync = self.rng.random() < 0.3
             self.note(f"{'fdatasync' if datasync else 'fsync'} {self.names[slot]}")
             (os.fdatasync if datasync else os.fsync)(fd)
@@ -681,14 +684,7 @@ class Worker:
             if os.path.lexists(self.path(source)):
                 raise Mismatch(f"{self.names[source]} still exists after its rename")
             if opened is not None:
-                size = self.model.size(target) or 0
-                offset, length = self.random_range(size)
-                data = self.rng.randbytes(length)
-                self.note(
-                    f"write {self.names[target]} [{offset}, +{length}) via the old fd {tag(data)}"
-                )
-                self.write_all(opened, offset, data)
-                self.model.write(target, offset, data)
+                self.write_random(opened, target, self.model.size(target) or 0, "via the old fd")
                 self.close_fd(opened)
             self.check(
                 f"{self.names[target]} after rename",
