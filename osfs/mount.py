@@ -238,7 +238,7 @@ async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) ->
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals)
-            nursery.start_soon(_ready_once_serving, options)
+            nursery.start_soon(_ready_once_serving, options, filesystem)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
         clean = True
@@ -249,8 +249,9 @@ async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) ->
         log.info("unmounted %s", options.mountpoint)
 
 
-async def _ready_once_serving(options: MountOptions) -> None:
+async def _ready_once_serving(options: MountOptions, filesystem: OsfsOperations) -> None:
     """Once the kernel has had FUSE's INIT answered, set its readahead; then report ready."""
+    await filesystem.initialized.wait()
     await trio.to_thread.run_sync(_apply_kernel_readahead, options)
     _report(options, "ready")
 
@@ -258,7 +259,7 @@ async def _ready_once_serving(options: MountOptions) -> None:
 def _apply_kernel_readahead(options: MountOptions) -> None:
     """Ask the kernel for larger reads (``osfs.fs.kernel_readahead``); a user cannot: say so.
 
-    Blocking (it stats the mountpoint, which waits until the mount serves): run in a thread.
+    Blocking (it stats the mountpoint, which the mount answers): run in a thread, after INIT.
     """
     try:
         set_kernel_readahead(options.mountpoint, options.kernel_readahead)

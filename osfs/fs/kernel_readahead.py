@@ -6,10 +6,13 @@ daemon and a pass through Python. With 4 MiB the kernel sends 1 MiB requests (FU
 and keeps several in flight: a cold ``dd bs=1M`` of 1 GiB went from about 200 to about
 300 MB/s (docs/benchmarks.md).
 
-When: only once the mount serves requests. The kernel lowers the setting to what FUSE's INIT
-reply allows (libfuse answers with the kernel's own default) when that reply arrives, so a value
-written earlier is undone. :func:`set_kernel_readahead` stats the mountpoint, which waits for
-INIT; so it must run in a thread while the daemon serves, never on the thread that serves.
+When: only after FUSE's INIT reply. The kernel lowers the setting to what that reply allows
+(libfuse answers with the kernel's own default) when it arrives, so a value written earlier is
+undone. So the mount waits for ``OsfsOperations.initialized``, set while INIT is handled (a
+``stat`` would wait for INIT too, but only because the kernel's first root attributes are
+expired: not a promise to build on), then calls :func:`set_kernel_readahead` in a thread: it
+stats the mountpoint, which the daemon answers, so never on the thread that serves. The mount
+reports ready (to ``osfs mount``'s caller, or systemd) only after that.
 
 Only root may write the setting (it is a sysfs file); an unprivileged mount keeps the kernel's
 default, and says so in its log.
@@ -33,7 +36,7 @@ def readahead_file(device: int, *, bdi_root: Path = BDI_ROOT) -> Path:
 def set_kernel_readahead(mountpoint: Path, size: int, *, bdi_root: Path = BDI_ROOT) -> None:
     """Set the kernel readahead of the mount at ``mountpoint`` to ``size`` bytes (whole KiB).
 
-    Blocks until the mount answers a ``stat``: call it from a thread, once the mount serves.
+    Blocks until the mount answers a ``stat``: call it from a thread, once INIT is answered.
 
     Raises:
         OSError: the setting cannot be written (EACCES for a user other than root, ...).

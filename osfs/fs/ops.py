@@ -99,6 +99,17 @@ class OsfsOperations(pyfuse3.Operations):
         self._page_version: dict[Inode, str] = {}
         self._next_handle = itertools.count(1)
         self._statfs: tuple[float, pyfuse3.StatvfsData] | None = None
+        #: Set once the kernel has FUSE's INIT reply (see :meth:`init`).
+        self.initialized = trio.Event()
+
+    def init(self) -> None:
+        """pyfuse3 calls this while it handles FUSE's INIT, just before libfuse writes the reply.
+
+        Why: the kernel applies the reply's limits (the readahead among them) within that write,
+        and a task woken by :attr:`initialized` runs only after it, since this call and the
+        write share one step of pyfuse3's session loop.
+        """
+        self.initialized.set()
 
     # Helpers --------------------------------------------------------------------------------
 
