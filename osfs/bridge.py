@@ -2,7 +2,7 @@
 
 Why a thread and not trio-asyncio: measured on the 2-core machine, bulk work through a
 dedicated asyncio thread keeps the pure-asyncio rate (put 345 vs 398 MB/s, get 265 vs 262),
-while trio-asyncio lost 40% on reads (DESIGN §2). One crossing costs about 0.2 ms, hence:
+while trio-asyncio lost 40% on reads (DESIGN §2). One crossing costs 0.1-0.2 ms, hence:
 
 1. Cross once per whole operation (an info, a chunk index, a batch of chunks, a batch of watch
    entries, a whole put of a local file), never per message.
@@ -18,8 +18,8 @@ import contextlib
 import math
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from concurrent.futures import CancelledError, Future
+from typing import Any, Generic, TypeVar
 
 import trio
 
@@ -85,27 +85,82 @@ class AsyncioThread:
         return asyncio.run_coroutine_threadsafe(wrapper(), self._loop)
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn()`` on the asyncio loop and wait for it from trio (cancellable)."""
-        future = self.submit(fn)
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
+        """Run ``fn()`` on the asyncio loop and wait for it from trio (cancellable).
 
-        def wake(_: Future[T]) -> None:
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(done.set)
-
-        future.add_done_callback(wake)
-        try:
-            await done.wait()
-        except BaseException:
-            future.cancel()
-            raise
-        return future.result()
+        The hand-off is two bare wake-ups: a callback that starts the task on the loop, and one
+        that reschedules the waiting trio task when it is done. ``run_coroutine_threadsafe`` and
+        a ``trio.Event`` cost 15-40 µs more per crossing (measured: docs/benchmarks.md).
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled caller starts nothing
+        crossing = _Crossing(self._loop, fn, trio.lowlevel.current_trio_token())
+        self._loop.call_soon_threadsafe(crossing.start)
+        await trio.lowlevel.wait_task_rescheduled(crossing.abandon)
+        return crossing.result()
 
     def call_soon_in_trio(self, token: trio.lowlevel.TrioToken, fn: Callable[..., Any]) -> None:
         """From the asyncio thread, run ``fn()`` in trio (dropped if trio has finished)."""
         with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(fn)
+
+
+class _Crossing(Generic[T]):
+    """One call across the seam: started on the asyncio loop, awaited by one trio task.
+
+    Its methods run on the thread their names say; ``abandoned`` and the rescheduling are only
+    touched on trio's thread, so a result that arrives after a cancellation is dropped safely.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[[], Awaitable[T]],
+        token: trio.lowlevel.TrioToken,
+    ) -> None:
+        self._loop = loop
+        self._fn = fn
+        self._token = token
+        self._waiter = trio.lowlevel.current_task()
+        self._task: asyncio.Task[T] | None = None
+        self._abandoned = False  # trio's thread only
+        self._cancel_asked = False  # written by trio, read by asyncio: at worst one extra cancel
+
+    async def _run(self) -> T:
+        return await self._fn()
+
+    def start(self) -> None:
+        """On the asyncio thread: start the task (not if trio gave up already)."""
+        if self._cancel_asked:
+            return
+        self._task = self._loop.create_task(self._run())
+        self._task.add_done_callback(self._finished)
+
+    def _finished(self, _: asyncio.Task[T]) -> None:
+        """On the asyncio thread: wake the trio task."""
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(self._wake)
+
+    def _wake(self) -> None:
+        """On trio's thread."""
+        if not self._abandoned:
+            trio.lowlevel.reschedule(self._waiter)
+
+    def abandon(self, _: object) -> trio.lowlevel.Abort:
+        """On trio's thread, when the waiting task is cancelled: cancel the asyncio task too."""
+        self._abandoned = True
+        self._cancel_asked = True
+        self._loop.call_soon_threadsafe(self._cancel)
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def result(self) -> T:
+        """The task's result, or its error raised (trio's thread, after the wake-up)."""
+        assert self._task is not None
+        if self._task.cancelled():  # the loop is shutting down
+            raise CancelledError("the asyncio loop was stopped")
+        return self._task.result()
 
 
 class BridgedStore:
