@@ -228,6 +228,8 @@ async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) ->
         log.info("bucket %s is sealed: mounting read-only", options.bucket)
         options = replace(options, read_only=True)
         filesystem.read_only = True
+    # Resolved while nothing is mounted there: afterwards a stat of it would wait on the mount.
+    resolved = Path(await trio.to_thread.run_sync(os.path.realpath, options.mountpoint))
     try:
         pyfuse3.init(filesystem, str(options.mountpoint), fuse_options_for(options))
     except RuntimeError as exc:
@@ -238,7 +240,7 @@ async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) ->
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals)
-            nursery.start_soon(_ready_once_serving, options, filesystem)
+            nursery.start_soon(_ready_once_serving, options, filesystem, resolved)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
         clean = True
@@ -249,26 +251,33 @@ async def _mount_and_serve(options: MountOptions, filesystem: OsfsOperations) ->
         log.info("unmounted %s", options.mountpoint)
 
 
-async def _ready_once_serving(options: MountOptions, filesystem: OsfsOperations) -> None:
-    """Once the kernel has had FUSE's INIT answered, set its readahead; then report ready."""
+async def _ready_once_serving(
+    options: MountOptions, filesystem: OsfsOperations, mountpoint: Path
+) -> None:
+    """Once the kernel has had FUSE's INIT answered, set its readahead; then report ready.
+
+    The readahead is written on trio's thread with no checkpoint between the wake-up and the
+    write, so in the session loop's first step after the INIT reply. Opening a file takes a
+    LOOKUP answer and then an OPEN answer, at least one step later: every file gets it.
+    """
     await filesystem.initialized.wait()
-    await trio.to_thread.run_sync(_apply_kernel_readahead, options)
+    _apply_kernel_readahead(mountpoint, options.kernel_readahead)
     _report(options, "ready")
 
 
-def _apply_kernel_readahead(options: MountOptions) -> None:
+def _apply_kernel_readahead(mountpoint: Path, size: int) -> None:
     """Ask the kernel for larger reads (``osfs.fs.kernel_readahead``); a user cannot: say so.
 
-    Blocking (it stats the mountpoint, which the mount answers): run in a thread, after INIT.
+    Quick and never waits on the mount (kernel files only): trio's thread may call it.
     """
     try:
-        set_kernel_readahead(options.mountpoint, options.kernel_readahead)
+        set_kernel_readahead(mountpoint, size)
     except PermissionError:
         log.info("kernel readahead left at its default: only root can set it")
     except OSError as exc:
         log.warning("kernel readahead left at its default: %s", exc)
     else:
-        log.debug("kernel readahead set to %d KiB", options.kernel_readahead // 1024)
+        log.debug("kernel readahead set to %d KiB", size // 1024)
 
 
 async def _stop_on_signals() -> None:

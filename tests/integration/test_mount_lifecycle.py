@@ -306,6 +306,16 @@ def test_the_kernel_is_asked_for_large_reads(
         assert " WARNING " not in log.read_text()
 
 
+def test_a_file_opened_as_soon_as_the_mount_answers_gets_the_large_readahead(
+    nats_url: str, bucket: str, mountpoint: Path
+) -> None:
+    # A foreground mount, opened the moment it is mounted: the readahead is in place before the
+    # first OPEN is answered (a file keeps the readahead it was opened with).
+    with mounted(nats_url, bucket, mountpoint), (mountpoint / "hello.txt").open("rb") as opened:
+        assert _kernel_readahead_kib(mountpoint) == 4096
+        assert opened.read() == b"hello\n"
+
+
 # The embedded server ----------------------------------------------------------------------------
 
 
