@@ -262,6 +262,24 @@ class Bench:
             print(f"  {group:>8} {case:<22} {_rate_text(answer)}", flush=True)
 
 
+def warm_stream(workdir: Path, bucket: str) -> int:
+    """Read the files of ``bucket``'s stream, so the server's next read of them is from memory.
+
+    Why: this machine pages out page-cache pages left unused for a few seconds (a DAMON pageout
+    scheme), so a read that came after a pause made the server read its files from disk, and
+    the peers were timed from different starting points (seen in bench_mount: 60-80 MB/s of
+    disk reads during a cold mount read, and cold reads of 193, 247 and 292 MiB/s in one run).
+    Called, untimed, before every timed read of every peer. Returns the bytes read.
+    """
+    total = 0
+    for folder in (workdir / "jetstream").glob(f"jetstream/*/streams/OBJ_{bucket}/msgs"):
+        for path in sorted(folder.iterdir()):
+            with path.open("rb", buffering=0) as handle:
+                while piece := handle.read(MiB):
+                    total += len(piece)
+    return total
+
+
 def server_cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far (0 where /proc is missing)."""
     try:
@@ -349,6 +367,7 @@ async def bench_size(bench: Bench, size: int, repeats: int, natspy_bytes: bool) 
                 request.update(sha="native")
             elif case == NATSJS_DEFAULT_GET:
                 request.update(op="natsjs_get", sha="js")
+            await asyncio.to_thread(warm_stream, bench.workdir, read_bucket)
             answer = await bench.worker(request, timeout)
             bench.record(group, case, answer)
     if natspy_bytes and size <= BYTES_GET_MAX:
