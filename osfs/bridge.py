@@ -106,8 +106,8 @@ class AsyncioThread:
 class _Crossing(Generic[T]):
     """One call across the seam: started on the asyncio loop, awaited by one trio task.
 
-    Its methods run on the thread their names say; ``abandoned`` and the rescheduling are only
-    touched on trio's thread, so a result that arrives after a cancellation is dropped safely.
+    Each method says the thread it runs on. Whether the trio task gave up, and its rescheduling,
+    are only touched on trio's thread, so an answer that arrives after a cancel is dropped.
     """
 
     def __init__(
@@ -158,8 +158,8 @@ class _Crossing(Generic[T]):
     def result(self) -> T:
         """The task's result, or its error raised (trio's thread, after the wake-up)."""
         assert self._task is not None
-        if self._task.cancelled():  # the loop is shutting down
-            raise CancelledError("the asyncio loop was stopped")
+        if self._task.cancelled():  # the loop is shutting down, say
+            raise CancelledError("the asyncio task was cancelled")
         return self._task.result()
 
 
