@@ -106,8 +106,8 @@ class AsyncioThread:
 class _Crossing(Generic[T]):
     """One call across the seam: started on the asyncio loop, awaited by one trio task.
 
-    Each method says the thread it runs on. Whether the trio task gave up, and its rescheduling,
-    are only touched on trio's thread, so an answer that arrives after a cancel is dropped.
+    Each method says the thread it runs on. Whether the trio task gave up is decided, and the
+    task rescheduled, only on trio's thread, so an answer that arrives after a cancel is dropped.
     """
 
     def __init__(
@@ -121,15 +121,16 @@ class _Crossing(Generic[T]):
         self._token = token
         self._waiter = trio.lowlevel.current_task()
         self._task: asyncio.Task[T] | None = None
-        self._abandoned = False  # trio's thread only
-        self._cancel_asked = False  # written by trio, read by asyncio: at worst one extra cancel
+        # Written on trio's thread only. Read there, and by start(): a start that misses it
+        # just creates a task the queued _cancel then cancels.
+        self._abandoned = False
 
     async def _run(self) -> T:
         return await self._fn()
 
     def start(self) -> None:
         """On the asyncio thread: start the task (not if trio gave up already)."""
-        if self._cancel_asked:
+        if self._abandoned:
             return
         self._task = self._loop.create_task(self._run())
         self._task.add_done_callback(self._finished)
@@ -147,7 +148,6 @@ class _Crossing(Generic[T]):
     def abandon(self, _: object) -> trio.lowlevel.Abort:
         """On trio's thread, when the waiting task is cancelled: cancel the asyncio task too."""
         self._abandoned = True
-        self._cancel_asked = True
         self._loop.call_soon_threadsafe(self._cancel)
         return trio.lowlevel.Abort.SUCCEEDED
 
